@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IBurnMintEquilibrium} from "./interfaces/IBurnMintEquilibrium.sol";
+import {IComputeToken} from "./interfaces/IComputeToken.sol";
+import {IComputeCredit} from "./interfaces/IComputeCredit.sol";
+import {IPriceOracle} from "./interfaces/IPriceOracle.sol";
+import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
+import {BmeMath} from "./libraries/BmeMath.sol";
+import {BmeParameters} from "./libraries/BmeParameters.sol";
+import {CollateralStatus, Status} from "./libraries/CollateralStatus.sol";
+import {RollingWindow} from "./libraries/RollingWindow.sol";
+
+/// @title BurnMintEquilibrium
+/// @notice The BME core: burns CMP for credits, redeems operators' earnings for CMP, and keeps the collateral
+/// status and the mint limit. See `IBurnMintEquilibrium` and `contracts/INVARIANTS.md`.
+contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
+    /// @notice Governance: the timelock. Changes parameters, the oracle, the seed, the mint limit; unpauses.
+    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    /// @notice The guardian that may pause at once.
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    IComputeToken public immutable token;
+    IComputeCredit public immutable credit;
+
+    /// @dev Read by every burn and redemption: one slot.
+    BmeParameters.Core private _params;
+    /// @dev One slot: the oracle, the seed buffer and the recorded status.
+    address private _oracle;
+    uint88 private _seedTokens;
+    Status private _status;
+    /// @dev One slot: written by every burn and redemption.
+    uint128 private _remintCredits;
+    uint128 private _outstandingCredits;
+    /// @dev Redemption-only state.
+    RollingWindow.State private _mintWindowState;
+    uint128 private _mintLimitPerWindow;
+    uint128 private _totalNewIssuance;
+    uint256 private _totalReissued;
+    IJobEscrow private _jobEscrow;
+
+    /// @param token_ CMP; this contract needs its `MINTER_ROLE` to pay redemptions.
+    /// @param credit_ CRD; this contract needs its `MINTER_ROLE` to mint credits for plain burns.
+    /// @param oracle_ The price source.
+    /// @param governor The timelock (admin and governor).
+    /// @param guardian The account that may pause.
+    constructor(IComputeToken token_, IComputeCredit credit_, address oracle_, address governor, address guardian) {
+        if (address(token_) == address(0) || address(credit_) == address(0) || oracle_ == address(0)) {
+            revert BmeInvalidParameters();
+        }
+        token = token_;
+        credit = credit_;
+        _oracle = oracle_;
+        _params = BmeParameters.defaults();
+        _mintLimitPerWindow = BmeParameters.MINT_LIMIT_PER_WINDOW;
+        _mintWindowState.start = uint48(block.timestamp);
+        _grantRole(DEFAULT_ADMIN_ROLE, governor);
+        _grantRole(GOVERNOR_ROLE, governor);
+        _grantRole(PAUSER_ROLE, guardian);
+    }
+
+    // ---------------------------------------------------------------- burns
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function burn(uint256 tokens, uint256 minCredits) external whenNotPaused returns (uint256 credits) {
+        credits = _burnForCredits(msg.sender, msg.sender, tokens, minCredits);
+        credit.mint(msg.sender, credits);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function burnForEscrow(address payer, uint256 tokens, uint256 minCredits)
+        external
+        whenNotPaused
+        returns (uint256 credits)
+    {
+        if (msg.sender != address(_jobEscrow)) revert BmeNotJobEscrow(msg.sender);
+        credits = _burnForCredits(payer, msg.sender, tokens, minCredits);
+    }
+
+    /// @dev Checks, accounting and the burn shared by both burn paths; the caller delivers the credits.
+    function _burnForCredits(address payer, address recipient, uint256 tokens, uint256 minCredits)
+        private
+        returns (uint256 credits)
+    {
+        if (tokens == 0) revert BmeZeroAmount();
+        BmeParameters.Core memory p = _params;
+        (uint256 price, uint256 confidence) = _checkedPrice(p);
+        uint256 remint = _remintCredits;
+        uint256 outstanding = _outstandingCredits;
+        Status before = _status;
+        Status current = _nextStatus(before, p, remint, outstanding, price);
+        if (current == Status.HaltCR) revert BmeHalted(current);
+
+        uint256 burnPrice = BmeMath.burnPriceDown(price, confidence, p.confidenceMultiplier);
+        credits = BmeMath.toCreditsDown(tokens, burnPrice, p.mintSpreadBps);
+        if (credits < p.minMintCredits) revert BmeBelowMinimumMint(credits, p.minMintCredits);
+        if (credits < minCredits) revert BmeSlippageExceeded(credits, minCredits);
+
+        remint += tokens;
+        outstanding += credits;
+        // Both fit 128 bits: CMP's supply and the credits minted from it are bounded far below 2^128.
+        _remintCredits = uint128(remint);
+        _outstandingCredits = uint128(outstanding);
+        _recordStatus(before, _nextStatus(current, p, remint, outstanding, price), remint, outstanding, price);
+        emit CreditsMinted(payer, recipient, tokens, credits, burnPrice);
+
+        token.burnFrom(payer, tokens);
+    }
+
+    // ---------------------------------------------------------------- redemptions
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function redeem(uint256 credits, uint256 minTokens) external whenNotPaused returns (uint256 tokens) {
+        if (credits == 0) revert BmeZeroAmount();
+        IJobEscrow escrow = _jobEscrow;
+        if (address(escrow) == address(0)) revert BmeInvalidParameters();
+        BmeParameters.Core memory p = _params;
+        (uint256 price, uint256 confidence) = _checkedPrice(p);
+
+        uint256 redeemPrice = BmeMath.redeemPriceUp(price, confidence, p.confidenceMultiplier);
+        tokens = BmeMath.toTokensDown(credits, redeemPrice, p.settleSpreadBps);
+        if (tokens == 0) revert BmeZeroAmount();
+        if (tokens < minTokens) revert BmeSlippageExceeded(tokens, minTokens);
+        _consumeMintWindow(tokens, p.mintWindow);
+
+        uint256 remint = _remintCredits;
+        uint256 reissued = tokens < remint ? tokens : remint;
+        uint256 newlyIssued = tokens - reissued;
+        uint256 outstanding = _outstandingCredits - credits;
+        remint -= reissued;
+        _remintCredits = uint128(remint);
+        _outstandingCredits = uint128(outstanding);
+        _totalReissued += reissued;
+        _totalNewIssuance += uint128(newlyIssued);
+        Status before = _status;
+        _recordStatus(before, _nextStatus(before, p, remint, outstanding, price), remint, outstanding, price);
+        emit Redeemed(msg.sender, credits, tokens, reissued, newlyIssued, redeemPrice);
+
+        escrow.debitEarnings(msg.sender, credits);
+        token.mint(msg.sender, tokens);
+    }
+
+    /// @dev Counts `amount` against the rolling mint window, or reverts when it does not fit.
+    function _consumeMintWindow(uint256 amount, uint256 length) private {
+        (RollingWindow.State memory s, uint256 used) = RollingWindow.rolled(_mintWindowState, block.timestamp, length);
+        uint256 limit = _mintLimitPerWindow;
+        uint256 available = used >= limit ? 0 : limit - used;
+        if (amount > available) revert BmeRateLimited(amount, available);
+        // Fits 104 bits: bounded by the limit, itself a uint128 far above any realistic window's minting.
+        s.current += uint104(amount);
+        _mintWindowState = s;
+    }
+
+    // ---------------------------------------------------------------- status
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function syncStatus() external returns (Status current) {
+        BmeParameters.Core memory p = _params;
+        Status before = _status;
+        uint256 remint = _remintCredits;
+        uint256 outstanding = _outstandingCredits;
+        (bool ok, uint256 price,) = _tryPrice(p);
+        current = ok ? _nextStatus(before, p, remint, outstanding, price) : Status.HaltOracle;
+        _recordStatus(before, current, remint, outstanding, price);
+    }
+
+    /// @dev Reads the oracle and reverts with the reason when the reading fails a check.
+    function _checkedPrice(BmeParameters.Core memory p) private view returns (uint256 price, uint256 confidence) {
+        uint256 updatedAt;
+        try IPriceOracle(_oracle).latestPrice() returns (uint256 price_, uint256 updatedAt_, uint256 confidence_) {
+            (price, updatedAt, confidence) = (price_, updatedAt_, confidence_);
+        } catch {
+            revert BmeOracleNonPositive();
+        }
+        if (price == 0) revert BmeOracleNonPositive();
+        if (updatedAt == 0 || updatedAt > block.timestamp || block.timestamp - updatedAt > p.oracleMaxAge) {
+            revert BmeOracleStale(updatedAt, p.oracleMaxAge);
+        }
+        if (!BmeMath.confidenceWithin(price, confidence, p.oracleMaxConfidenceBps)) {
+            revert BmeOracleUncertain(price, confidence, p.oracleMaxConfidenceBps);
+        }
+    }
+
+    /// @dev Reads the oracle without reverting: `ok` is false when any check fails.
+    function _tryPrice(BmeParameters.Core memory p) private view returns (bool ok, uint256 price, uint256 confidence) {
+        try this.checkedPrice() returns (uint256 price_, uint256 confidence_) {
+            return (true, price_, confidence_);
+        } catch {
+            return (false, 0, 0);
+        }
+    }
+
+    /// @notice The oracle's price and confidence, reverting with the reason when a check fails.
+    /// @return price Dollars per CMP, 18 decimals.
+    /// @return confidence The half-width of the confidence band, same units.
+    function checkedPrice() external view returns (uint256 price, uint256 confidence) {
+        return _checkedPrice(_params);
+    }
+
+    function _nextStatus(Status previous, BmeParameters.Core memory p, uint256 remint, uint256 outstanding, uint256 price)
+        private
+        view
+        returns (Status)
+    {
+        uint256 cr = BmeMath.collateralRatioBpsDown(remint + _seedTokens, price, outstanding);
+        return CollateralStatus.next(previous, true, cr, p.crWarnBps, p.crHaltBps, p.crHysteresisBps);
+    }
+
+    function _recordStatus(Status before, Status current, uint256 remint, uint256 outstanding, uint256 price) private {
+        if (current == before) return;
+        _status = current;
+        uint256 cr = price == 0 ? 0 : BmeMath.collateralRatioBpsDown(remint + _seedTokens, price, outstanding);
+        emit StatusChanged(before, current, cr);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function setParameters(BmeParameters.Core calldata parameters_) external onlyRole(GOVERNOR_ROLE) {
+        if (!BmeParameters.isValid(parameters_)) revert BmeInvalidParameters();
+        _params = parameters_;
+        emit ParametersUpdated(parameters_);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function setOracle(address oracle_) external onlyRole(GOVERNOR_ROLE) {
+        if (oracle_ == address(0)) revert BmeInvalidParameters();
+        emit OracleUpdated(_oracle, oracle_);
+        _oracle = oracle_;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function setSeed(uint88 seedTokens) external onlyRole(GOVERNOR_ROLE) {
+        _seedTokens = seedTokens;
+        emit SeedUpdated(seedTokens);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function setMintLimit(uint128 mintLimitPerWindow) external onlyRole(GOVERNOR_ROLE) {
+        _mintLimitPerWindow = mintLimitPerWindow;
+        emit MintLimitUpdated(mintLimitPerWindow);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function setJobEscrow(address jobEscrow) external onlyRole(GOVERNOR_ROLE) {
+        if (jobEscrow == address(0)) revert BmeInvalidParameters();
+        _jobEscrow = IJobEscrow(jobEscrow);
+        emit JobEscrowUpdated(jobEscrow);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function unpause() external onlyRole(GOVERNOR_ROLE) {
+        _unpause();
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function parameters() external view returns (BmeParameters.Core memory) {
+        return _params;
+    }
+
+    /// @notice The price oracle.
+    function oracle() external view returns (address) {
+        return _oracle;
+    }
+
+    /// @notice The seed buffer, in CMP, counted as backing in the collateral ratio.
+    function seedTokens() external view returns (uint256) {
+        return _seedTokens;
+    }
+
+    /// @notice The most CMP redemptions may mint per window.
+    function mintLimitPerWindow() external view returns (uint256) {
+        return _mintLimitPerWindow;
+    }
+
+    /// @notice The job escrow whose operators' earnings are redeemed here.
+    function jobEscrow() external view returns (address) {
+        return address(_jobEscrow);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function status() external view returns (Status) {
+        return _status;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function remintCredits() external view returns (uint256) {
+        return _remintCredits;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function outstandingCredits() external view returns (uint256) {
+        return _outstandingCredits;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function totalNewIssuance() external view returns (uint256) {
+        return _totalNewIssuance;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function totalReissued() external view returns (uint256) {
+        return _totalReissued;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function collateralRatioBps() external view returns (uint256) {
+        (uint256 price,) = _checkedPrice(_params);
+        return BmeMath.collateralRatioBpsDown(uint256(_remintCredits) + _seedTokens, price, _outstandingCredits);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function mintAvailable() external view returns (uint256) {
+        (, uint256 used) = RollingWindow.rolled(_mintWindowState, block.timestamp, _params.mintWindow);
+        uint256 limit = _mintLimitPerWindow;
+        return used >= limit ? 0 : limit - used;
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function quoteBurn(uint256 tokens) external view returns (uint256) {
+        BmeParameters.Core memory p = _params;
+        (uint256 price, uint256 confidence) = _checkedPrice(p);
+        return BmeMath.toCreditsDown(tokens, BmeMath.burnPriceDown(price, confidence, p.confidenceMultiplier), p.mintSpreadBps);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function quoteTokensForCredits(uint256 credits) external view returns (uint256) {
+        BmeParameters.Core memory p = _params;
+        (uint256 price, uint256 confidence) = _checkedPrice(p);
+        uint256 burnPrice = BmeMath.burnPriceDown(price, confidence, p.confidenceMultiplier);
+        if (burnPrice == 0) revert BmeOracleNonPositive();
+        return BmeMath.toTokensUp(credits, burnPrice, p.mintSpreadBps);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function quoteRedeem(uint256 credits) external view returns (uint256) {
+        BmeParameters.Core memory p = _params;
+        (uint256 price, uint256 confidence) = _checkedPrice(p);
+        return BmeMath.toTokensDown(credits, BmeMath.redeemPriceUp(price, confidence, p.confidenceMultiplier), p.settleSpreadBps);
+    }
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {IJobEscrow, JobStatus} from "./interfaces/IJobEscrow.sol";
+import {IBurnMintEquilibrium} from "./interfaces/IBurnMintEquilibrium.sol";
+import {IComputeCredit} from "./interfaces/IComputeCredit.sol";
+import {ModelPriceBook} from "./ModelPriceBook.sol";
+
+/// @title JobEscrow
+/// @notice Reserves credits for inference jobs and settles them. Credits reserved for open jobs and operators'
+/// earnings are held in this contract's accounting: the escrow burns a payer's CRD when a job is opened from a
+/// balance, and mints CRD back to the payer for a refund. See `IJobEscrow` and `contracts/INVARIANTS.md`.
+/// @dev Calls out only to the protocol's own BME core, CMP and CRD, none of which calls back.
+contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
+    /// @notice The relayer(s) allowed to settle jobs.
+    bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
+    /// @notice The guardian that may pause the opening of jobs at once.
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice This project's default: a job must be settled within a day or it may be refunded.
+    uint32 public constant DEFAULT_MAX_JOB_DURATION = 1 days;
+
+    IBurnMintEquilibrium public immutable bme;
+    IComputeCredit public immutable credit;
+    IERC20Permit public immutable token;
+
+    mapping(uint256 jobId => Job) private _jobs;
+    mapping(address operator => uint256) private _earnings;
+    uint32 private _maxJobDuration;
+
+    /// @param bme_ The BME core, which burns CMP for the credits of {burnForJob} and redeems earnings.
+    /// @param credit_ CRD; this contract needs its `MINTER_ROLE`.
+    /// @param token_ CMP, for permits.
+    /// @param governor The timelock.
+    /// @param guardian The account that may pause.
+    constructor(IBurnMintEquilibrium bme_, IComputeCredit credit_, IERC20Permit token_, address governor, address guardian) {
+        bme = bme_;
+        credit = credit_;
+        token = token_;
+        _maxJobDuration = DEFAULT_MAX_JOB_DURATION;
+        _grantRole(DEFAULT_ADMIN_ROLE, governor);
+        _grantRole(GOVERNOR_ROLE, governor);
+        _grantRole(PAUSER_ROLE, guardian);
+    }
+
+    // ---------------------------------------------------------------- opening
+
+    /// @inheritdoc IJobEscrow
+    function openJob(uint16 modelId, uint256 maxCredits, bytes32 specHash, uint32 deadline)
+        external
+        whenNotPaused
+        returns (uint256 jobId)
+    {
+        if (maxCredits == 0) revert JobEscrowZeroAmount();
+        jobId = _checkNewJob(msg.sender, modelId, specHash, deadline);
+        _storeJob(jobId, msg.sender, modelId, maxCredits, 0, deadline, specHash);
+        credit.burnFrom(msg.sender, maxCredits);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function burnForJob(uint256 tokens, uint256 minCredits, uint16 modelId, bytes32 specHash, uint32 deadline)
+        external
+        whenNotPaused
+        returns (uint256 jobId, uint256 credits)
+    {
+        return _burnForJob(tokens, minCredits, modelId, specHash, deadline);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function burnForJobWithPermit(
+        uint256 tokens,
+        uint256 minCredits,
+        uint16 modelId,
+        bytes32 specHash,
+        uint32 deadline,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external whenNotPaused returns (uint256 jobId, uint256 credits) {
+        // A permit front-run by someone else has already set the allowance; the burn then proceeds, or fails
+        // with the token's own allowance error if it did not (OpenZeppelin's recommended pattern).
+        try token.permit(msg.sender, address(bme), tokens, permitDeadline, v, r, s) {} catch {}
+        return _burnForJob(tokens, minCredits, modelId, specHash, deadline);
+    }
+
+    function _burnForJob(uint256 tokens, uint256 minCredits, uint16 modelId, bytes32 specHash, uint32 deadline)
+        private
+        returns (uint256 jobId, uint256 credits)
+    {
+        jobId = _checkNewJob(msg.sender, modelId, specHash, deadline);
+        // The credits are known only after the burn; the BME core is a protocol contract that makes no call back.
+        credits = bme.burnForEscrow(msg.sender, tokens, minCredits);
+        _storeJob(jobId, msg.sender, modelId, credits, tokens, deadline, specHash);
+    }
+
+    function _checkNewJob(address payer, uint16 modelId, bytes32 specHash, uint32 deadline)
+        private
+        view
+        returns (uint256 jobId)
+    {
+        jobId = jobIdFor(payer, specHash);
+        if (_jobs[jobId].status != JobStatus.None) revert JobEscrowJobExists(jobId);
+        if (!_isListed(modelId)) revert JobEscrowModelNotListed(modelId);
+        uint256 latest = block.timestamp + _maxJobDuration;
+        if (deadline <= block.timestamp || deadline > latest) revert JobEscrowInvalidDeadline(deadline, latest);
+    }
+
+    function _storeJob(
+        uint256 jobId,
+        address payer,
+        uint16 modelId,
+        uint256 maxCredits,
+        uint256 tokensBurned,
+        uint32 deadline,
+        bytes32 specHash
+    ) private {
+        if (maxCredits > type(uint40).max) revert JobEscrowMaxCreditsTooLarge(maxCredits);
+        _jobs[jobId] = Job(payer, modelId, deadline, uint40(maxCredits), JobStatus.Open);
+        emit JobOpened(jobId, payer, modelId, maxCredits, tokensBurned, deadline, specHash);
+    }
+
+    // ---------------------------------------------------------------- closing
+
+    /// @inheritdoc IJobEscrow
+    function settle(Settlement[] calldata settlements) external onlyRole(RELAYER_ROLE) {
+        uint256 n = settlements.length;
+        for (uint256 i; i < n; ++i) {
+            Settlement calldata s = settlements[i];
+            Job storage job = _jobs[s.jobId];
+            Job memory j = job;
+            if (j.status != JobStatus.Open) revert JobEscrowJobNotOpen(s.jobId, j.status);
+            if (block.timestamp > j.deadline) revert JobEscrowDeadlinePassed(s.jobId, j.deadline);
+            if (s.operator == address(0)) revert JobEscrowZeroOperator(s.jobId);
+
+            uint256 cost = costOf(j.modelId, s.inputTokens, s.outputTokens);
+            uint256 charge = cost < j.maxCredits ? cost : j.maxCredits;
+            uint256 refund = j.maxCredits - charge;
+            job.status = JobStatus.Settled;
+            _earnings[s.operator] += charge;
+            emit JobSettled(s.jobId, s.operator, s.inputTokens, s.outputTokens, charge, refund, s.resultHash);
+            if (refund != 0) credit.mint(j.payer, refund);
+        }
+    }
+
+    /// @inheritdoc IJobEscrow
+    function expire(uint256 jobId) external {
+        Job storage job = _jobs[jobId];
+        Job memory j = job;
+        if (j.status != JobStatus.Open) revert JobEscrowJobNotOpen(jobId, j.status);
+        if (block.timestamp <= j.deadline) revert JobEscrowDeadlineNotReached(jobId, j.deadline);
+        job.status = JobStatus.Expired;
+        emit JobExpired(jobId, j.payer, j.maxCredits);
+        credit.mint(j.payer, j.maxCredits);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function debitEarnings(address operator, uint256 credits) external {
+        if (msg.sender != address(bme)) revert JobEscrowNotBme(msg.sender);
+        uint256 earned = _earnings[operator];
+        if (earned < credits) revert JobEscrowInsufficientEarnings(operator, earned, credits);
+        unchecked {
+            // Cannot underflow: checked just above.
+            _earnings[operator] = earned - credits;
+        }
+        emit EarningsRedeemed(operator, credits);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IJobEscrow
+    function setMaxJobDuration(uint32 maxJobDuration_) external onlyRole(GOVERNOR_ROLE) {
+        if (maxJobDuration_ == 0) revert JobEscrowInvalidDeadline(0, 0);
+        _maxJobDuration = maxJobDuration_;
+        emit MaxJobDurationUpdated(maxJobDuration_);
+    }
+
+    /// @notice Stops the opening of jobs; settlements and refunds go on. Only callable by the guardian.
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resumes the opening of jobs. Only callable by governance.
+    function unpause() external onlyRole(GOVERNOR_ROLE) {
+        _unpause();
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IJobEscrow
+    function jobIdFor(address payer, bytes32 specHash) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(payer, specHash)));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function jobOf(uint256 jobId) external view returns (Job memory) {
+        return _jobs[jobId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function earningsOf(address operator) external view returns (uint256) {
+        return _earnings[operator];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function maxJobDuration() external view returns (uint32) {
+        return _maxJobDuration;
+    }
+}

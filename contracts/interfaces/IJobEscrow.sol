@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @notice Where a job is in its life. Open: credits reserved. Settled: charged and refunded. Expired: refunded.
+enum JobStatus {
+    None,
+    Open,
+    Settled,
+    Expired
+}
+
+/// @title IJobEscrow
+/// @notice Reserves credits for inference jobs, settles them in batches from token counts and the model price book,
+/// credits operators' earnings, and refunds payers. A job's id is `keccak256(abi.encode(payer, specHash))`, so a
+/// payer knows it before paying and can reveal the request to the relayer first. Prompts never go on-chain: a job
+/// carries only `specHash`, the payer's commitment to the request.
+interface IJobEscrow {
+    /// @notice One job's settlement, as the relayer submits it.
+    /// @param jobId The job.
+    /// @param operator The operator that served it; its earnings receive the charge.
+    /// @param inputTokens Prompt tokens, counted by the model's tokenizer.
+    /// @param outputTokens Completion tokens.
+    /// @param resultHash keccak256 of the answer the payer received.
+    struct Settlement {
+        uint256 jobId;
+        address operator;
+        uint32 inputTokens;
+        uint32 outputTokens;
+        bytes32 resultHash;
+    }
+
+    /// @notice The stored state of a job: one storage slot.
+    struct Job {
+        address payer;
+        uint16 modelId;
+        uint32 deadline;
+        uint40 maxCredits;
+        JobStatus status;
+    }
+
+    /// @notice `payer` reserved `maxCredits` for job `jobId` on model `modelId`, to be served by `deadline`.
+    /// `tokensBurned` CMP were burned for it in the same transaction (zero when paid from a credit balance).
+    event JobOpened(
+        uint256 indexed jobId,
+        address indexed payer,
+        uint16 indexed modelId,
+        uint256 maxCredits,
+        uint256 tokensBurned,
+        uint32 deadline,
+        bytes32 specHash
+    );
+    /// @notice Job `jobId` was served by `operator`: `charge` credits went to its earnings, `refund` to the payer.
+    event JobSettled(
+        uint256 indexed jobId,
+        address indexed operator,
+        uint32 inputTokens,
+        uint32 outputTokens,
+        uint256 charge,
+        uint256 refund,
+        bytes32 resultHash
+    );
+    /// @notice Job `jobId` passed its deadline unsettled; its `refund` credits went back to `payer`.
+    event JobExpired(uint256 indexed jobId, address indexed payer, uint256 refund);
+    /// @notice `credits` of `operator`'s earnings were redeemed through the BME core.
+    event EarningsRedeemed(address indexed operator, uint256 credits);
+    /// @notice Governance changed the longest time a job may stay open.
+    event MaxJobDurationUpdated(uint32 maxJobDuration);
+
+    /// @notice An amount of zero was given.
+    error JobEscrowZeroAmount();
+    /// @notice The payer already has a job with this id (the same `specHash`).
+    error JobEscrowJobExists(uint256 jobId);
+    /// @notice Job `jobId` is `status`, not Open: unknown, already settled or already expired.
+    error JobEscrowJobNotOpen(uint256 jobId, JobStatus status);
+    /// @notice Job `jobId` can be expired only after its deadline `deadline`.
+    error JobEscrowDeadlineNotReached(uint256 jobId, uint256 deadline);
+    /// @notice Job `jobId` passed its deadline `deadline`: it can only be expired now.
+    error JobEscrowDeadlinePassed(uint256 jobId, uint256 deadline);
+    /// @notice A deadline must be in the future and at most `maxJobDuration` seconds away.
+    error JobEscrowInvalidDeadline(uint256 deadline, uint256 latest);
+    /// @notice A job may reserve at most `type(uint40).max` credit units ($1.09 million).
+    error JobEscrowMaxCreditsTooLarge(uint256 maxCredits);
+    /// @notice The model is not listed in the price book.
+    error JobEscrowModelNotListed(uint16 modelId);
+    /// @notice A settlement named the zero address as operator.
+    error JobEscrowZeroOperator(uint256 jobId);
+    /// @notice `operator` has `earnings` credits, fewer than the `requested` redemption.
+    error JobEscrowInsufficientEarnings(address operator, uint256 earnings, uint256 requested);
+    /// @notice Only the BME core may call this.
+    error JobEscrowNotBme(address caller);
+
+    /// @notice Opens a job paid from the caller's CRD balance.
+    /// @param modelId A listed model.
+    /// @param maxCredits Credits to reserve: the most the job may cost.
+    /// @param specHash The payer's commitment to the request (see the relayer's API for its encoding).
+    /// @param deadline Unix time by which the job must be settled; after it the payer may expire it.
+    /// @return jobId The job's id.
+    function openJob(uint16 modelId, uint256 maxCredits, bytes32 specHash, uint32 deadline)
+        external
+        returns (uint256 jobId);
+
+    /// @notice Burns CMP for credits and opens a job reserving all of them, in one transaction.
+    /// @param tokens CMP to burn; the caller must have approved the BME core for them.
+    /// @param minCredits The fewest credits the caller accepts for the tokens (slippage bound); they become the
+    /// job's maximum cost.
+    /// @return jobId The job's id.
+    /// @return credits Credits reserved for the job.
+    function burnForJob(uint256 tokens, uint256 minCredits, uint16 modelId, bytes32 specHash, uint32 deadline)
+        external
+        returns (uint256 jobId, uint256 credits);
+
+    /// @notice {burnForJob} with an EIP-2612 permit for the BME core, so the wallet needs no separate approval.
+    /// @dev A permit already used (for example by a front-runner) is ignored when the allowance suffices.
+    function burnForJobWithPermit(
+        uint256 tokens,
+        uint256 minCredits,
+        uint16 modelId,
+        bytes32 specHash,
+        uint32 deadline,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 jobId, uint256 credits);
+
+    /// @notice Settles a batch of jobs. Only callable by the relayer (`RELAYER_ROLE`).
+    /// @dev Each job's charge is computed from the price book and capped by its reservation; the rest is refunded.
+    /// Reverts as a whole if any job is not open or past its deadline.
+    function settle(Settlement[] calldata settlements) external;
+
+    /// @notice Refunds job `jobId` in full to its payer once its deadline has passed. Callable by anyone.
+    function expire(uint256 jobId) external;
+
+    /// @notice Takes `credits` from `operator`'s earnings for a redemption. Only callable by the BME core.
+    function debitEarnings(address operator, uint256 credits) external;
+
+    /// @notice Changes the longest time a job may stay open. Only callable by governance.
+    function setMaxJobDuration(uint32 maxJobDuration) external;
+
+    /// @notice The id of `payer`'s job with commitment `specHash`.
+    function jobIdFor(address payer, bytes32 specHash) external pure returns (uint256);
+
+    /// @notice The stored state of job `jobId`.
+    function jobOf(uint256 jobId) external view returns (Job memory);
+
+    /// @notice Credits `operator` has earned and not yet redeemed.
+    function earningsOf(address operator) external view returns (uint256);
+
+    /// @notice The longest time, in seconds, a job may stay open.
+    function maxJobDuration() external view returns (uint32);
+}
