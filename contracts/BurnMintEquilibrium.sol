@@ -25,6 +25,8 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     IComputeToken public immutable token;
     IComputeCredit public immutable credit;
 
+    /// @dev Declared first so that it shares a slot with Pausable's flag: both are read by every escrow burn.
+    IJobEscrow private _jobEscrow;
     /// @dev Read by every burn and redemption: one slot.
     BmeParameters.Core private _params;
     /// @dev One slot: the oracle, the seed buffer and the recorded status.
@@ -39,7 +41,6 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     uint128 private _mintLimitPerWindow;
     uint128 private _totalNewIssuance;
     uint256 private _totalReissued;
-    IJobEscrow private _jobEscrow;
 
     /// @param token_ CMP; this contract needs its `MINTER_ROLE` to pay redemptions.
     /// @param credit_ CRD; this contract needs its `MINTER_ROLE` to mint credits for plain burns.
@@ -118,28 +119,39 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         if (address(escrow) == address(0)) revert BmeInvalidParameters();
         BmeParameters.Core memory p = _params;
         (uint256 price, uint256 confidence) = _checkedPrice(p);
-
         uint256 redeemPrice = BmeMath.redeemPriceUp(price, confidence, p.confidenceMultiplier);
         tokens = BmeMath.toTokensDown(credits, redeemPrice, p.settleSpreadBps);
         if (tokens == 0) revert BmeZeroAmount();
         if (tokens < minTokens) revert BmeSlippageExceeded(tokens, minTokens);
+        uint256 earned = escrow.earningsOf(msg.sender);
+        if (earned < credits) revert IJobEscrow.JobEscrowInsufficientEarnings(msg.sender, earned, credits);
         _consumeMintWindow(tokens, p.mintWindow);
+        _accountRedemption(p, credits, tokens, price, redeemPrice);
 
+        escrow.debitEarnings(msg.sender, credits);
+        token.mint(msg.sender, tokens);
+    }
+
+    /// @dev The effects of a redemption: re-issue against remint credits first, the rest is new issuance.
+    function _accountRedemption(
+        BmeParameters.Core memory p,
+        uint256 credits,
+        uint256 tokens,
+        uint256 price,
+        uint256 redeemPrice
+    ) private {
         uint256 remint = _remintCredits;
         uint256 reissued = tokens < remint ? tokens : remint;
-        uint256 newlyIssued = tokens - reissued;
+        // Cannot underflow: the caller's earnings (checked) are part of the outstanding credits.
         uint256 outstanding = _outstandingCredits - credits;
         remint -= reissued;
         _remintCredits = uint128(remint);
         _outstandingCredits = uint128(outstanding);
         _totalReissued += reissued;
-        _totalNewIssuance += uint128(newlyIssued);
+        _totalNewIssuance += uint128(tokens - reissued);
         Status before = _status;
         _recordStatus(before, _nextStatus(before, p, remint, outstanding, price), remint, outstanding, price);
-        emit Redeemed(msg.sender, credits, tokens, reissued, newlyIssued, redeemPrice);
-
-        escrow.debitEarnings(msg.sender, credits);
-        token.mint(msg.sender, tokens);
+        emit Redeemed(msg.sender, credits, tokens, reissued, tokens - reissued, redeemPrice);
     }
 
     /// @dev Counts `amount` against the rolling mint window, or reverts when it does not fit.
@@ -161,7 +173,7 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         Status before = _status;
         uint256 remint = _remintCredits;
         uint256 outstanding = _outstandingCredits;
-        (bool ok, uint256 price,) = _tryPrice(p);
+        (bool ok, uint256 price,) = _tryPrice();
         current = ok ? _nextStatus(before, p, remint, outstanding, price) : Status.HaltOracle;
         _recordStatus(before, current, remint, outstanding, price);
     }
@@ -184,7 +196,7 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     }
 
     /// @dev Reads the oracle without reverting: `ok` is false when any check fails.
-    function _tryPrice(BmeParameters.Core memory p) private view returns (bool ok, uint256 price, uint256 confidence) {
+    function _tryPrice() private view returns (bool ok, uint256 price, uint256 confidence) {
         try this.checkedPrice() returns (uint256 price_, uint256 confidence_) {
             return (true, price_, confidence_);
         } catch {

@@ -26,9 +26,10 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     IComputeCredit public immutable credit;
     IERC20Permit public immutable token;
 
+    /// @dev Declared first so that it shares a slot with Pausable's flag: both are read by every job opening.
+    uint32 private _maxJobDuration;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(address operator => uint256) private _earnings;
-    uint32 private _maxJobDuration;
 
     /// @param bme_ The BME core, which burns CMP for the credits of {burnForJob} and redeems earnings.
     /// @param credit_ CRD; this contract needs its `MINTER_ROLE`.

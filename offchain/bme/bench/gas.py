@@ -1,0 +1,152 @@
+"""`bme bench gas`: gas used by the protocol's calls on anvil, beside a plain ERC-20 transfer of CMP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from bme.chain.client import ChainClient
+from bme.chain.deploy import SMOLLM2, DeployConfig, Protocol, deploy_protocol
+from bme.chain.devnet import Anvil, devnet_keys
+from bme.chain.signing import sign_permit
+
+MAX_UINT = 2**256 - 1
+BATCH_SIZES = (1, 10, 50)
+
+
+def _fresh_accounts(n: int) -> list[LocalAccount]:
+    return [Account.from_key(os.urandom(32)) for _ in range(n)]
+
+
+class _Bench:
+    def __init__(
+        self,
+        client: ChainClient,
+        protocol: Protocol,
+        funder: LocalAccount,
+        relayer: LocalAccount,
+        feeder: LocalAccount,
+    ) -> None:
+        self.c, self.p, self.funder, self.relayer, self.feeder = client, protocol, funder, relayer, feeder
+        self.spec = 0
+
+    def next_spec(self) -> bytes:
+        self.spec += 1
+        return self.spec.to_bytes(32, "big")
+
+    def user(self, cmp: int = 1000 * 10**18) -> LocalAccount:
+        """A new account with ETH for gas, `cmp` CMP and an unlimited approval for the BME core."""
+        acct = _fresh_accounts(1)[0]
+        self.c.send(self.funder, to=acct.address, value=10**18)
+        self.c.send(self.funder, self.p.token.functions.transfer(acct.address, cmp))
+        self.c.send(acct, self.p.token.functions.approve(self.p.bme.address, MAX_UINT))
+        return acct
+
+    def deadline(self, ahead: int = 3600) -> int:
+        return self.c.timestamp() + ahead
+
+    def burn_for_job(self, user: LocalAccount, tokens: int = 20 * 10**18) -> tuple[int, int]:
+        spec = self.next_spec()
+        sent = self.c.send(
+            user, self.p.escrow.functions.burnForJob(tokens, 0, SMOLLM2.model_id, spec, self.deadline())
+        )
+        return self.p.escrow.functions.jobIdFor(user.address, spec).call(), sent.gas_used
+
+    def refresh_price(self) -> None:
+        ts = self.c.timestamp() + 1
+        self.c.w3.provider.make_request("evm_mine", [ts])  # type: ignore[arg-type]
+        self.c.send(self.feeder, self.p.oracle.functions.pushPrice(10**18, 0, ts))
+
+
+def _settle_batch(b: _Bench, payers: list[LocalAccount], operator: str) -> int:
+    jobs = [b.burn_for_job(u)[0] for u in payers]
+    b.refresh_price()
+    items = [(j, operator, 200, 64, b"\x11" * 32) for j in jobs]
+    return b.c.send(b.relayer, b.p.escrow.functions.settle(items)).gas_used
+
+
+def measure(progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Deploys on a fresh anvil and measures every call; returns the figures."""
+    keys = devnet_keys(3)
+    deployer, funder, relayer = (Account.from_key(k) for k in keys)
+    with Anvil() as anvil:
+        c = ChainClient.connect(anvil.url)
+        p = deploy_protocol(
+            c,
+            deployer,
+            DeployConfig(genesis={funder.address: 10**27}, relayers=[relayer.address], timelock_delay=0),
+        )
+        b = _Bench(c, p, funder, relayer, deployer)
+        out: dict[str, Any] = {"chain": "anvil", "unit": "gas"}
+
+        progress("ERC-20 transfers")
+        holder, other = b.user(), b.user()
+        out["erc20_transfer_to_new_holder"] = c.send(
+            holder, p.token.functions.transfer(_fresh_accounts(1)[0].address, 10**18)
+        ).gas_used
+        out["erc20_transfer_to_existing_holder"] = c.send(
+            holder, p.token.functions.transfer(other.address, 10**18)
+        ).gas_used
+
+        progress("burnForJob, openJob, permit")
+        b.refresh_price()
+        b.burn_for_job(holder)  # first job warms nothing but the payer's allowance path
+        out["burnForJob"] = b.burn_for_job(holder)[1]
+        permit_user = _fresh_accounts(1)[0]
+        c.send(funder, to=permit_user.address, value=10**18)
+        c.send(funder, p.token.functions.transfer(permit_user.address, 100 * 10**18))
+        deadline = b.deadline()
+        v, r, s = sign_permit(p.token, permit_user, p.bme.address, 20 * 10**18, deadline, c.chain_id)
+        out["burnForJobWithPermit"] = c.send(
+            permit_user,
+            p.escrow.functions.burnForJobWithPermit(
+                20 * 10**18, 0, SMOLLM2.model_id, b.next_spec(), b.deadline(), deadline, v, r, s
+            ),
+        ).gas_used
+        c.send(holder, p.bme.functions.burn(100 * 10**18, 0))
+        out["burn"] = c.send(holder, p.bme.functions.burn(100 * 10**18, 0)).gas_used
+        out["openJob"] = c.send(
+            holder, p.escrow.functions.openJob(SMOLLM2.model_id, 5 * 10**6, b.next_spec(), b.deadline())
+        ).gas_used
+
+        progress("settle in batches")
+        operator = _fresh_accounts(1)[0].address
+        for n in BATCH_SIZES:
+            # Payers whose credits all went into their job: the refund creates their CRD balance.
+            gas = _settle_batch(b, [b.user() for _ in range(n)], operator)
+            out[f"settle_per_job_batch_{n}"] = gas // n
+        returning = [b.user() for _ in range(50)]
+        for u in returning:
+            c.send(u, p.bme.functions.burn(20 * 10**18, 0))  # they already hold CRD
+        b.refresh_price()
+        out["settle_per_job_batch_50_returning_payers"] = _settle_batch(b, returning, operator) // 50
+
+        progress("expire and redeem")
+        job, _ = b.burn_for_job(holder)
+        c.w3.provider.make_request("evm_increaseTime", [4000])  # type: ignore[arg-type]
+        c.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        out["expire"] = c.send(holder, p.escrow.functions.expire(job)).gas_used
+        b.refresh_price()
+        op_acct = _fresh_accounts(1)[0]
+        c.send(funder, to=op_acct.address, value=10**18)
+        _settle_batch(b, [b.user() for _ in range(2)], op_acct.address)
+        earned = p.escrow.functions.earningsOf(op_acct.address).call()
+        b.refresh_price()
+        out["redeem"] = c.send(op_acct, p.bme.functions.redeem(earned // 2, 0)).gas_used
+
+        t = out["erc20_transfer_to_new_holder"]
+        out["ratios"] = {
+            "burnForJob_over_transfer_to_new_holder": round(out["burnForJob"] / t, 3),
+            "burnForJob_over_transfer_to_existing_holder": round(
+                out["burnForJob"] / out["erc20_transfer_to_existing_holder"], 3
+            ),
+        }
+        out["targets"] = {
+            "burnForJob_at_most_1.5x_transfer": out["burnForJob"] <= 1.5 * t,
+            "settle_per_job_batch_50_at_most_30000": out["settle_per_job_batch_50"] <= 30_000,
+        }
+        return out

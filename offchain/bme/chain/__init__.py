@@ -1,0 +1,1 @@
+"""Chain access: compiled artifacts, a fast locally-signing client, deployment, devnets, revert decoding."""

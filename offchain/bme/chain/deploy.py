@@ -1,0 +1,171 @@
+"""Deployment and wiring of the whole protocol, then hand-over of every role to the timelock.
+
+The deployer holds the admin roles only while it wires the contracts; when `deploy_protocol` returns, the
+timelock (governance) holds them and the deployer holds none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from bme.chain.client import ChainClient
+
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+
+def role(name: str) -> bytes:
+    """The id of an OpenZeppelin AccessControl role constant `name`."""
+    return Web3.keccak(text=name)
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """A model in the price book: prices are CRD base units (micro-dollars) per million tokens."""
+
+    model_id: int
+    name: str
+    input_price_per_million: int
+    output_price_per_million: int
+
+
+#: The embedded model the operator node serves by default, priced like small hosted models.
+SMOLLM2 = ModelListing(1, "SmolLM2-135M-Instruct", 100_000, 200_000)
+
+
+@dataclass
+class DeployConfig:
+    """What to deploy with. Addresses left empty default to the deployer."""
+
+    timelock_delay: int = 2 * 24 * 3600
+    price: int = 10**18  # $1.00 per CMP
+    confidence: int = 0
+    models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])
+    genesis: dict[str, int] = field(default_factory=dict)
+    relayers: list[str] = field(default_factory=list)
+    feeder: str = ""
+    guardian: str = ""
+    proposer: str = ""
+
+
+@dataclass
+class Deployment:
+    """Where the protocol lives."""
+
+    chain_id: int
+    timelock: str
+    oracle: str
+    token: str
+    credit: str
+    bme: str
+    escrow: str
+    deployed_at: int
+    block_number: int
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class Protocol:
+    """The deployed contracts, bound to a client."""
+
+    client: ChainClient
+    deployment: Deployment
+    timelock: Contract
+    oracle: Contract
+    token: Contract
+    credit: Contract
+    bme: Contract
+    escrow: Contract
+
+    @classmethod
+    def at(cls, client: ChainClient, d: Deployment) -> Protocol:
+        return cls(
+            client,
+            d,
+            client.contract("BmeTimelock", d.timelock),
+            client.contract("ManualPriceOracle", d.oracle),
+            client.contract("ComputeToken", d.token),
+            client.contract("ComputeCredit", d.credit),
+            client.contract("BurnMintEquilibrium", d.bme),
+            client.contract("JobEscrow", d.escrow),
+        )
+
+
+def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployConfig) -> Protocol:
+    """Deploys, wires and configures every contract, then hands all authority to the timelock."""
+    me = deployer.address
+    feeder = config.feeder or me
+    guardian = config.guardian or me
+    proposer = config.proposer or me
+    send = client.send
+
+    timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, [proposer], [proposer], me)
+    gov = timelock.address
+    oracle = client.deploy(deployer, "ManualPriceOracle", gov, feeder)
+    token = client.deploy(deployer, "ComputeToken", me)
+    credit = client.deploy(deployer, "ComputeCredit", me)
+    bme = client.deploy(deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian)
+    bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
+    escrow = client.deploy(deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian)
+
+    minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")
+    send(deployer, bme.functions.setJobEscrow(escrow.address))
+    send(deployer, token.functions.grantRole(minter, bme.address))
+    send(deployer, credit.functions.grantRole(minter, bme.address))
+    send(deployer, credit.functions.grantRole(minter, escrow.address))
+    send(deployer, credit.functions.grantRole(protocol_role, escrow.address))
+    send(deployer, credit.functions.grantRole(protocol_role, bme.address))
+    for m in config.models:
+        send(
+            deployer,
+            escrow.functions.setModelPrice(
+                m.model_id, m.name, m.input_price_per_million, m.output_price_per_million
+            ),
+        )
+    for relayer in config.relayers:
+        send(deployer, escrow.functions.grantRole(role("RELAYER_ROLE"), Web3.to_checksum_address(relayer)))
+    if config.genesis:
+        send(deployer, token.functions.grantRole(minter, me))
+        for holder, amount in config.genesis.items():
+            send(deployer, token.functions.mint(Web3.to_checksum_address(holder), amount))
+        send(deployer, token.functions.renounceRole(minter, me))
+
+    # Hand-over: the timelock becomes admin and governor everywhere; the deployer keeps nothing.
+    for c in (bme, escrow):
+        send(deployer, c.functions.grantRole(governor, gov))
+        send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))
+        send(deployer, c.functions.renounceRole(governor, me))
+        send(deployer, c.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
+    for c in (token, credit):
+        send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))
+        send(deployer, c.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
+    send(deployer, timelock.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
+
+    if feeder == me:
+        now = client.timestamp()
+        send(deployer, oracle.functions.pushPrice(config.price, config.confidence, now))
+
+    deployment = Deployment(
+        chain_id=client.chain_id,
+        timelock=gov,
+        oracle=oracle.address,
+        token=token.address,
+        credit=credit.address,
+        bme=bme.address,
+        escrow=escrow.address,
+        deployed_at=bme_deployed_at,
+        block_number=client.w3.eth.block_number,
+    )
+    return Protocol(client, deployment, timelock, oracle, token, credit, bme, escrow)

@@ -1,0 +1,46 @@
+"""EIP-2612 permits for CMP, signed locally."""
+
+from __future__ import annotations
+
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+
+
+def sign_permit(
+    token: Contract, owner: LocalAccount, spender: str, value: int, deadline: int, chain_id: int
+) -> tuple[int, bytes, bytes]:
+    """(v, r, s) of `owner`'s permit for `spender` to spend `value` of `token` until `deadline`."""
+    nonce = token.functions.nonces(owner.address).call()
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": {
+            "name": token.functions.name().call(),
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": token.address,
+        },
+        "message": {
+            "owner": owner.address,
+            "spender": spender,
+            "value": value,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    }
+    signed = owner.sign_typed_data(full_message=typed)
+    return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")

@@ -1,0 +1,327 @@
+"""The reference model: the whole protocol's state and operations as plain Python, mirroring the contracts.
+
+Every operation either returns what the contract returns or raises `ModelRevert` with the name of the custom
+error the contract reverts with, checked in the same order, so a test can drive the chain and the model with
+the same calls and compare outcomes and state exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from bme.economics import math as m
+from bme.economics.params import (
+    DEFAULT_MAX_JOB_DURATION,
+    MAX_JOB_CREDITS,
+    MINT_LIMIT_PER_WINDOW,
+    Parameters,
+)
+from bme.economics.status import Status, next_status
+from bme.economics.window import WindowState, consume
+
+
+class JobStatus(IntEnum):
+    """Mirror of the Solidity `JobStatus`."""
+
+    NONE = 0
+    OPEN = 1
+    SETTLED = 2
+    EXPIRED = 3
+
+
+class ModelRevert(Exception):
+    """The operation would revert on-chain with custom error `name`."""
+
+    def __init__(self, name: str, *args: object) -> None:
+        super().__init__(name, *args)
+        self.name = name
+
+
+@dataclass
+class Job:
+    """A job's stored state."""
+
+    payer: str
+    model_id: int
+    deadline: int
+    max_credits: int
+    status: JobStatus = JobStatus.OPEN
+
+
+@dataclass
+class Settlement:
+    """One job's settlement, as the relayer submits it."""
+
+    job_id: int
+    operator: str
+    input_tokens: int
+    output_tokens: int
+    result_hash: bytes = b"\x00" * 32
+
+
+@dataclass
+class Oracle:
+    """The manual oracle's last reading."""
+
+    price: int = 0
+    confidence: int = 0
+    updated_at: int = 0
+
+
+def job_id_for(payer: str, spec_hash: bytes) -> int:
+    """Mirror of `JobEscrow.jobIdFor`: keccak256(abi.encode(payer, specHash))."""
+    return int.from_bytes(keccak(encode(["address", "bytes32"], [payer, spec_hash])), "big")
+
+
+@dataclass
+class ProtocolModel:
+    """The protocol's state. Addresses are checksummed strings; amounts are integers in base units."""
+
+    now: int
+    window_start: int
+    params: Parameters = field(default_factory=Parameters)
+    oracle: Oracle = field(default_factory=Oracle)
+    seed_tokens: int = 0
+    mint_limit: int = MINT_LIMIT_PER_WINDOW
+    max_job_duration: int = DEFAULT_MAX_JOB_DURATION
+    paused: bool = False
+    status: Status = Status.HEALTHY
+    remint_credits: int = 0
+    outstanding_credits: int = 0
+    total_new_issuance: int = 0
+    total_reissued: int = 0
+    cmp: dict[str, int] = field(default_factory=dict)
+    crd: dict[str, int] = field(default_factory=dict)
+    earnings: dict[str, int] = field(default_factory=dict)
+    jobs: dict[int, Job] = field(default_factory=dict)
+    models: dict[int, tuple[int, int, bool]] = field(default_factory=dict)
+    cmp_minted: int = 0
+    cmp_burned: int = 0
+    window: WindowState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.window = WindowState(start=self.window_start)
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def cmp_supply(self) -> int:
+        return sum(self.cmp.values())
+
+    @property
+    def crd_supply(self) -> int:
+        return sum(self.crd.values())
+
+    @property
+    def escrowed_credits(self) -> int:
+        return sum(j.max_credits for j in self.jobs.values() if j.status == JobStatus.OPEN)
+
+    @property
+    def total_earnings(self) -> int:
+        return sum(self.earnings.values())
+
+    def checked_price(self) -> tuple[int, int]:
+        """The oracle price and confidence, or the revert the BME core gives for the reading."""
+        o, p = self.oracle, self.params
+        if o.price == 0:
+            raise ModelRevert("BmeOracleNonPositive")
+        if o.updated_at == 0 or o.updated_at > self.now or self.now - o.updated_at > p.oracle_max_age:
+            raise ModelRevert("BmeOracleStale", o.updated_at, p.oracle_max_age)
+        if not m.confidence_within(o.price, o.confidence, p.oracle_max_confidence_bps):
+            raise ModelRevert("BmeOracleUncertain", o.price, o.confidence, p.oracle_max_confidence_bps)
+        return o.price, o.confidence
+
+    def collateral_ratio_bps(self, price: int) -> int:
+        return m.collateral_ratio_bps_down(
+            self.remint_credits + self.seed_tokens, price, self.outstanding_credits
+        )
+
+    def _next(self, previous: Status, price: int) -> Status:
+        p = self.params
+        return next_status(
+            previous,
+            True,
+            self.collateral_ratio_bps(price),
+            p.cr_warn_bps,
+            p.cr_halt_bps,
+            p.cr_hysteresis_bps,
+        )
+
+    # ------------------------------------------------------------------ oracle and status
+
+    def push_price(self, price: int, confidence: int, updated_at: int) -> None:
+        """Mirror of `ManualPriceOracle.pushPrice`."""
+        if price == 0:
+            raise ModelRevert("ManualPriceOracleZeroPrice")
+        if price >= 2**128 or confidence >= 2**88:
+            raise ModelRevert("ManualPriceOracleOverflow")
+        if updated_at <= self.oracle.updated_at or updated_at > self.now:
+            raise ModelRevert("ManualPriceOracleBadTimestamp", updated_at, self.oracle.updated_at)
+        self.oracle = Oracle(price, confidence, updated_at)
+
+    def sync_status(self) -> Status:
+        """Mirror of `BurnMintEquilibrium.syncStatus`."""
+        try:
+            price, _ = self.checked_price()
+        except ModelRevert:
+            self.status = Status.HALT_ORACLE
+        else:
+            self.status = self._next(self.status, price)
+        return self.status
+
+    # ------------------------------------------------------------------ burns
+
+    def _burn_for_credits(self, payer: str, tokens: int, min_credits: int) -> int:
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        if tokens == 0:
+            raise ModelRevert("BmeZeroAmount")
+        p = self.params
+        price, confidence = self.checked_price()
+        current = self._next(self.status, price)
+        if current == Status.HALT_CR:
+            raise ModelRevert("BmeHalted", current)
+        burn_price = m.burn_price_down(price, confidence, p.confidence_multiplier)
+        credits = m.to_credits_down(tokens, burn_price, p.mint_spread_bps)
+        if credits < p.min_mint_credits:
+            raise ModelRevert("BmeBelowMinimumMint", credits, p.min_mint_credits)
+        if credits < min_credits:
+            raise ModelRevert("BmeSlippageExceeded", credits, min_credits)
+        balance = self.cmp.get(payer, 0)
+        if balance < tokens:
+            raise ModelRevert("ERC20InsufficientBalance", payer, balance, tokens)
+        self.remint_credits += tokens
+        self.outstanding_credits += credits
+        self.status = self._next(current, price)
+        self.cmp[payer] = balance - tokens
+        self.cmp_burned += tokens
+        return credits
+
+    def burn(self, payer: str, tokens: int, min_credits: int) -> int:
+        """Mirror of `BurnMintEquilibrium.burn`: credits go to the payer's CRD balance."""
+        credits = self._burn_for_credits(payer, tokens, min_credits)
+        self.crd[payer] = self.crd.get(payer, 0) + credits
+        return credits
+
+    # ------------------------------------------------------------------ jobs
+
+    def _check_new_job(self, payer: str, model_id: int, spec_hash: bytes, deadline: int) -> int:
+        job_id = job_id_for(payer, spec_hash)
+        if job_id in self.jobs:
+            raise ModelRevert("JobEscrowJobExists", job_id)
+        listing = self.models.get(model_id)
+        if listing is None or not listing[2]:
+            raise ModelRevert("JobEscrowModelNotListed", model_id)
+        latest = self.now + self.max_job_duration
+        if deadline <= self.now or deadline > latest:
+            raise ModelRevert("JobEscrowInvalidDeadline", deadline, latest)
+        return job_id
+
+    def open_job(self, payer: str, model_id: int, max_credits: int, spec_hash: bytes, deadline: int) -> int:
+        """Mirror of `JobEscrow.openJob`."""
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        if max_credits == 0:
+            raise ModelRevert("JobEscrowZeroAmount")
+        job_id = self._check_new_job(payer, model_id, spec_hash, deadline)
+        if max_credits > MAX_JOB_CREDITS:
+            raise ModelRevert("JobEscrowMaxCreditsTooLarge", max_credits)
+        balance = self.crd.get(payer, 0)
+        if balance < max_credits:
+            raise ModelRevert("ERC20InsufficientBalance", payer, balance, max_credits)
+        self.jobs[job_id] = Job(payer, model_id, deadline, max_credits)
+        self.crd[payer] = balance - max_credits
+        return job_id
+
+    def burn_for_job(
+        self, payer: str, tokens: int, min_credits: int, model_id: int, spec_hash: bytes, deadline: int
+    ) -> tuple[int, int]:
+        """Mirror of `JobEscrow.burnForJob`: the credits all become the job's reservation."""
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        job_id = self._check_new_job(payer, model_id, spec_hash, deadline)
+        snapshot = (self.remint_credits, self.outstanding_credits, self.status, dict(self.cmp), self.cmp_burned)
+        credits = self._burn_for_credits(payer, tokens, min_credits)
+        if credits > MAX_JOB_CREDITS:
+            (self.remint_credits, self.outstanding_credits, self.status, self.cmp, self.cmp_burned) = snapshot
+            raise ModelRevert("JobEscrowMaxCreditsTooLarge", credits)
+        self.jobs[job_id] = Job(payer, model_id, deadline, credits)
+        return job_id, credits
+
+    def settle(self, settlements: list[Settlement]) -> list[tuple[int, int]]:
+        """Mirror of `JobEscrow.settle`: all or nothing; returns (charge, refund) per job."""
+        staged: list[tuple[Settlement, Job, int, int]] = []
+        seen: set[int] = set()
+        for s in settlements:
+            job = self.jobs.get(s.job_id)
+            status = JobStatus.SETTLED if s.job_id in seen else (job.status if job else JobStatus.NONE)
+            if job is None or status != JobStatus.OPEN:
+                raise ModelRevert("JobEscrowJobNotOpen", s.job_id, status)
+            if self.now > job.deadline:
+                raise ModelRevert("JobEscrowDeadlinePassed", s.job_id, job.deadline)
+            if int(s.operator, 16) == 0:
+                raise ModelRevert("JobEscrowZeroOperator", s.job_id)
+            in_price, out_price, _ = self.models[job.model_id]
+            cost = m.job_cost_up(s.input_tokens, s.output_tokens, in_price, out_price)
+            charge = min(cost, job.max_credits)
+            staged.append((s, job, charge, job.max_credits - charge))
+            seen.add(s.job_id)
+        for s, job, charge, refund in staged:
+            job.status = JobStatus.SETTLED
+            self.earnings[s.operator] = self.earnings.get(s.operator, 0) + charge
+            self.crd[job.payer] = self.crd.get(job.payer, 0) + refund
+        return [(charge, refund) for _, _, charge, refund in staged]
+
+    def expire(self, job_id: int) -> int:
+        """Mirror of `JobEscrow.expire`: returns the refund."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status != JobStatus.OPEN:
+            raise ModelRevert("JobEscrowJobNotOpen", job_id, job.status if job else JobStatus.NONE)
+        if self.now <= job.deadline:
+            raise ModelRevert("JobEscrowDeadlineNotReached", job_id, job.deadline)
+        job.status = JobStatus.EXPIRED
+        self.crd[job.payer] = self.crd.get(job.payer, 0) + job.max_credits
+        return job.max_credits
+
+    # ------------------------------------------------------------------ redemptions
+
+    def redeem(self, operator: str, credits: int, min_tokens: int) -> int:
+        """Mirror of `BurnMintEquilibrium.redeem`: returns the CMP minted."""
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        if credits == 0:
+            raise ModelRevert("BmeZeroAmount")
+        p = self.params
+        price, confidence = self.checked_price()
+        redeem_price = m.redeem_price_up(price, confidence, p.confidence_multiplier)
+        tokens = m.to_tokens_down(credits, redeem_price, p.settle_spread_bps)
+        if tokens == 0:
+            raise ModelRevert("BmeZeroAmount")
+        if tokens < min_tokens:
+            raise ModelRevert("BmeSlippageExceeded", tokens, min_tokens)
+        earned = self.earnings.get(operator, 0)
+        if earned < credits:
+            raise ModelRevert("JobEscrowInsufficientEarnings", operator, earned, credits)
+        window = consume(self.window, self.now, p.mint_window, self.mint_limit, tokens)
+        if window is None:
+            raise ModelRevert("BmeRateLimited", tokens)
+        self.window = window
+        reissued = min(tokens, self.remint_credits)
+        self.remint_credits -= reissued
+        self.outstanding_credits -= credits
+        self.total_reissued += reissued
+        self.total_new_issuance += tokens - reissued
+        self.status = self._next(self.status, price)
+        self.earnings[operator] = earned - credits
+        self.cmp[operator] = self.cmp.get(operator, 0) + tokens
+        self.cmp_minted += tokens
+        return tokens
+
+    def mint_genesis(self, to: str, amount: int) -> None:
+        """The deployment's genesis allocation."""
+        self.cmp[to] = self.cmp.get(to, 0) + amount
+        self.cmp_minted += amount

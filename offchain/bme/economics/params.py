@@ -1,0 +1,44 @@
+"""Mirror of `contracts/libraries/BmeParameters.sol`: the parameters, their defaults and sources."""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The BME core's parameters, in the order of the Solidity struct."""
+
+    mint_spread_bps: int = 25  # Akash AEP-76
+    settle_spread_bps: int = 0  # Akash AEP-76
+    cr_warn_bps: int = 9500  # Akash AEP-76
+    cr_halt_bps: int = 9000  # Akash AEP-76
+    cr_hysteresis_bps: int = 100  # this project
+    oracle_max_confidence_bps: int = 150  # Akash AEP-76 (deviation bound)
+    confidence_multiplier: int = 2  # Helium (EMA - 2 * confidence)
+    oracle_max_age: int = 30  # Akash AEP-76, seconds
+    mint_window: int = 86_400  # Helium, seconds
+    min_mint_credits: int = 10 * 10**6  # Akash AEP-76: 10 CRD
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The struct as the ABI encodes it."""
+        return astuple(self)
+
+    def is_valid(self) -> bool:
+        """Mirror of `BmeParameters.isValid`."""
+        return (
+            self.mint_spread_bps < 5000
+            and self.settle_spread_bps < 5000
+            and self.cr_halt_bps < self.cr_warn_bps
+            and self.cr_hysteresis_bps <= 2000
+            and self.oracle_max_confidence_bps <= 10_000
+            and self.confidence_multiplier <= 10
+            and self.oracle_max_age > 0
+            and self.mint_window > 0
+            and self.min_mint_credits > 0
+        )
+
+
+MINT_LIMIT_PER_WINDOW = 10_000_000 * 10**18  # this project's default until governance sizes it
+DEFAULT_MAX_JOB_DURATION = 86_400  # seconds
+MAX_JOB_CREDITS = 2**40 - 1
