@@ -41,10 +41,11 @@ FORCE:
 compile: setup
 	$(BIN)/ape compile
 
-# The whole suite: every test on Ape's in-process provider (eth-tester), then the contract tests again on anvil.
+# The whole suite: the contract tests on both Ape providers (in-process eth-tester, then anvil); the
+# chain-versus-model property tests on anvil, whose block times are exact; everything else in-process.
 test: setup
-	$(BIN)/ape test tests --network ethereum:local:test $(PYTEST_ARGS)
-	$(BIN)/ape test tests/contracts --network ethereum:local:foundry $(PYTEST_ARGS)
+	$(BIN)/ape test tests --ignore=tests/properties --network ethereum:local:test $(PYTEST_ARGS)
+	$(BIN)/ape test tests/contracts tests/properties --network ethereum:local:foundry $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/bme demo

