@@ -18,7 +18,9 @@ from bme.node.auth import HEADER_SIGNATURE, issue_token, sign_request
 from .conftest import MODEL, PROMPT, Node, chat_body
 
 
-def assert_openai_error(response: httpx.Response, status: int, *, code: str | None = None, match: str = "") -> None:
+def assert_openai_error(
+    response: httpx.Response, status: int, *, code: str | None = None, match: str = ""
+) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -58,7 +60,9 @@ def test_chat_completion_reports_exact_usage(node: Node) -> None:
         f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
     )
     prompt_tokens = len(llama.tokenize(templated.encode(), add_bos=False, special=True))
-    completion_tokens = len(llama.tokenize(choice["message"]["content"].encode(), add_bos=False, special=False))
+    completion_tokens = len(
+        llama.tokenize(choice["message"]["content"].encode(), add_bos=False, special=False)
+    )
     assert body["usage"] == {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": 10,
@@ -85,16 +89,25 @@ def test_max_tokens_defaults_to_the_node_default(serve_node: Any) -> None:
 # --- who may call --------------------------------------------------------------------------------------------
 
 
-def test_unauthenticated_requests_get_401_without_touching_the_model(node: Node, stranger: LocalAccount) -> None:
+def test_unauthenticated_requests_get_401_without_touching_the_model(
+    node: Node, stranger: LocalAccount
+) -> None:
     raw = json.dumps(chat_body(max_tokens=2)).encode()
     other_node = stranger.address
     attempts: dict[str, dict[str, str]] = {
         "missing": {},
         "forged": sign_request(stranger, "POST", CHAT_PATH, raw, operator=node.operator.address),
         "stale": sign_request(
-            node.relayer, "POST", CHAT_PATH, raw, operator=node.operator.address, timestamp=int(time.time()) - 120
+            node.relayer,
+            "POST",
+            CHAT_PATH,
+            raw,
+            operator=node.operator.address,
+            timestamp=int(time.time()) - 120,
         ),
-        "other-body": sign_request(node.relayer, "POST", CHAT_PATH, raw + b" ", operator=node.operator.address),
+        "other-body": sign_request(
+            node.relayer, "POST", CHAT_PATH, raw + b" ", operator=node.operator.address
+        ),
         "other-node": sign_request(node.relayer, "POST", CHAT_PATH, raw, operator=other_node),
         "openai-key": {"Authorization": "Bearer sk-proj-123"},
         "expired-token": {
@@ -105,7 +118,9 @@ def test_unauthenticated_requests_get_401_without_touching_the_model(node: Node,
     before = node.spy.calls
     with node.client() as http:
         for name, headers in attempts.items():
-            response = http.post(CHAT_PATH, content=raw, headers=headers | {"Content-Type": "application/json"})
+            response = http.post(
+                CHAT_PATH, content=raw, headers=headers | {"Content-Type": "application/json"}
+            )
             assert_openai_error(response, 401, code="invalid_api_key")
             assert "WWW-Authenticate" in response.headers, name
     assert node.spy.calls == before
@@ -130,7 +145,9 @@ def test_unauthenticated_malformed_request_gets_401_not_400(node: Node) -> None:
 def test_relayer_bearer_token_is_accepted(node: Node) -> None:
     token = issue_token(node.relayer, operator=node.operator.address, ttl_s=60)
     with node.client() as http:
-        response = http.post(CHAT_PATH, json=chat_body(max_tokens=2), headers={"Authorization": f"Bearer {token}"})
+        response = http.post(
+            CHAT_PATH, json=chat_body(max_tokens=2), headers={"Authorization": f"Bearer {token}"}
+        )
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["completion_tokens"] == 2
 
@@ -146,12 +163,28 @@ def test_relayer_bearer_token_is_accepted(node: Node) -> None:
         (b'{"model": "SmolLM2-135M-Instruct"}', "messages"),
         (b'{"model": "SmolLM2-135M-Instruct", "messages": []}', "messages"),
         (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "wizard", "content": "x"}]}', "role"),
-        (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "temperature": 9}', "temperature"),
+        (
+            b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "temperature": 9}',
+            "temperature",
+        ),
         (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "n": 2}', "n"),
-        (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}', "tool"),
+        (
+            b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}',
+            "tool",
+        ),
         (b"\xff\xfe", "could not parse"),
     ],
-    ids=["truncated", "array", "no-messages", "empty-messages", "bad-role", "temperature", "n", "tools", "not-utf8"],
+    ids=[
+        "truncated",
+        "array",
+        "no-messages",
+        "empty-messages",
+        "bad-role",
+        "temperature",
+        "n",
+        "tools",
+        "not-utf8",
+    ],
 )
 def test_malformed_requests_get_400(node: Node, raw: bytes, match: str) -> None:
     before = node.spy.calls
@@ -213,7 +246,10 @@ def test_full_queue_gets_503_with_retry_after(serve_node: Any) -> None:
 
         def long_stream() -> None:
             raw, headers = node.signed(chat_body(max_tokens=400, stream=True))
-            with node.client() as http, http.stream("POST", CHAT_PATH, content=raw, headers=headers) as response:
+            with (
+                node.client() as http,
+                http.stream("POST", CHAT_PATH, content=raw, headers=headers) as response,
+            ):
                 for _ in response.iter_lines():
                     first_chunk.set()
                     if release_first.wait(timeout=0):

@@ -42,11 +42,17 @@ def clock() -> Clock:
 @pytest.fixture
 def verifier(relayer: LocalAccount, operator: LocalAccount, clock: Clock) -> RelayerVerifier:
     return RelayerVerifier(
-        trusted_relayer=relayer.address, operator=operator.address, max_skew_s=30, token_max_ttl_s=600, clock=clock
+        trusted_relayer=relayer.address,
+        operator=operator.address,
+        max_skew_s=30,
+        token_max_ttl_s=600,
+        clock=clock,
     )
 
 
-def headers_for(account: LocalAccount, operator: str, *, body: bytes = BODY, **kwargs: object) -> dict[str, str]:
+def headers_for(
+    account: LocalAccount, operator: str, *, body: bytes = BODY, **kwargs: object
+) -> dict[str, str]:
     return sign_request(account, "POST", PATH, body, operator=operator, timestamp=NOW, **kwargs)  # type: ignore[arg-type]
 
 
@@ -62,7 +68,9 @@ def test_signed_request_verifies_to_trusted_relayer(verifier: RelayerVerifier, r
 
 
 def test_signed_message_layout_is_the_documented_one(operator: LocalAccount) -> None:
-    text = request_message(operator=operator.address, method="post", path=PATH, timestamp=12, nonce="n" * 16, body=BODY)
+    text = request_message(
+        operator=operator.address, method="post", path=PATH, timestamp=12, nonce="n" * 16, body=BODY
+    )
     assert text.split("\n") == [
         "bme-node-request/v1",
         operator.address.lower(),
@@ -77,7 +85,9 @@ def test_signed_message_layout_is_the_documented_one(operator: LocalAccount) -> 
 def test_recover_signer_agrees_with_eth_account(relayer: LocalAccount) -> None:
     signature = relayer.sign_message(encode_defunct(text="hello\nworld")).signature
     assert recover_signer("hello\nworld", bytes(signature)) == relayer.address
-    assert Account.recover_message(encode_defunct(text="hello\nworld"), signature=signature) == relayer.address
+    assert (
+        Account.recover_message(encode_defunct(text="hello\nworld"), signature=signature) == relayer.address
+    )
     assert recover_signer("hello world", bytes(signature)) != relayer.address
 
 
@@ -172,7 +182,9 @@ def test_malformed_headers_are_refused(
         verifier.verify("POST", PATH, headers, BODY)
 
 
-def test_bearer_token_is_accepted_until_expiry(verifier: RelayerVerifier, relayer: LocalAccount, clock: Clock) -> None:
+def test_bearer_token_is_accepted_until_expiry(
+    verifier: RelayerVerifier, relayer: LocalAccount, clock: Clock
+) -> None:
     token = issue_token(relayer, operator=verifier.operator, ttl_s=300, now=NOW)
     assert verifier.verify("POST", PATH, lower({"Authorization": f"Bearer {token}"}), b"") == relayer.address
     clock.now = NOW + 299
@@ -190,7 +202,9 @@ def test_bearer_token_is_accepted_until_expiry(verifier: RelayerVerifier, relaye
         lambda relayer, stranger, operator: issue_token(relayer, operator=operator, ttl_s=601, now=NOW),
         lambda relayer, stranger, operator: issue_token(relayer, operator=operator, ttl_s=-1, now=NOW),
         lambda relayer, stranger, operator: "sk-not-a-relayer-token",
-        lambda relayer, stranger, operator: issue_token(relayer, operator=operator, now=NOW).replace("bme1", "bme2"),
+        lambda relayer, stranger, operator: issue_token(relayer, operator=operator, now=NOW).replace(
+            "bme1", "bme2"
+        ),
     ],
     ids=["other-signer", "other-node", "too-long", "expired", "foreign-key", "bad-prefix"],
 )
@@ -203,7 +217,9 @@ def test_bad_bearer_tokens_are_refused(
 
 
 def test_tokens_can_be_disabled(relayer: LocalAccount, operator: LocalAccount, clock: Clock) -> None:
-    strict = RelayerVerifier(trusted_relayer=relayer.address, operator=operator.address, token_max_ttl_s=0, clock=clock)
+    strict = RelayerVerifier(
+        trusted_relayer=relayer.address, operator=operator.address, token_max_ttl_s=0, clock=clock
+    )
     token = issue_token(relayer, operator=operator.address, ttl_s=60, now=NOW)
     with pytest.raises(Unauthorized, match="does not accept bearer tokens"):
         strict.verify("POST", PATH, lower({"Authorization": f"Bearer {token}"}), b"")

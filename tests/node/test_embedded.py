@@ -24,7 +24,10 @@ def chatml(*turns: tuple[str, str]) -> str:
     """The prompt text the model sees, written out by hand (independently of the node's template code)."""
     if turns[0][0] != "system":
         turns = (("system", DEFAULT_SYSTEM), *turns)
-    return "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in turns) + "<|im_start|>assistant\n"
+    return (
+        "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in turns)
+        + "<|im_start|>assistant\n"
+    )
 
 
 def params(content: str = PROMPT, **kwargs: Any) -> ChatParams:
@@ -73,11 +76,15 @@ def test_model_path_must_be_a_gguf_file(tmp_path: Path) -> None:
 
 def test_prompt_tokens_equal_the_tokenizer_count_of_the_templated_prompt(embedded: EmbeddedBackend) -> None:
     for content in (PROMPT, "Hi", "Ünïcödé — 日本語のテキスト 🎨"):
-        expected = len(embedded.llama.tokenize(chatml(("user", content)).encode(), add_bos=False, special=True))
+        expected = len(
+            embedded.llama.tokenize(chatml(("user", content)).encode(), add_bos=False, special=True)
+        )
         result = run(embedded, params(content, max_tokens=2))
         assert result.usage.prompt_tokens == expected
     with_system = ChatParams(
-        messages=(ChatMessage("system", "Answer in French."), ChatMessage("user", "Hello")), max_tokens=2, temperature=0
+        messages=(ChatMessage("system", "Answer in French."), ChatMessage("user", "Hello")),
+        max_tokens=2,
+        temperature=0,
     )
     text = chatml(("system", "Answer in French."), ("user", "Hello"))
     assert run(embedded, with_system).usage.prompt_tokens == len(

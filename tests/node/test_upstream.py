@@ -62,7 +62,9 @@ def test_upstream_forwards_and_reports_the_upstreams_usage(front: Node, node: No
 
 def test_upstream_streaming_passes_text_and_usage_through(front: Node, node: Node) -> None:
     direct = node.chat(chat_body(max_tokens=10)).json()
-    raw, headers = front.signed(chat_body(max_tokens=10, stream=True, stream_options={"include_usage": True}) | {"model": PUBLIC_NAME})
+    raw, headers = front.signed(
+        chat_body(max_tokens=10, stream=True, stream_options={"include_usage": True}) | {"model": PUBLIC_NAME}
+    )
     with front.client() as http, http.stream("POST", CHAT_PATH, content=raw, headers=headers) as response:
         assert response.status_code == 200
         events = list(sse_events(response))
@@ -137,7 +139,9 @@ def test_upstream_without_usage_is_an_error() -> None:
             assert sent["stream_options"] == {"include_usage": True}
             chunk = {"choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": "stop"}]}
             return httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n")
-        return httpx.Response(200, json={"choices": [{"message": {"content": "hello"}, "finish_reason": "stop"}]})
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": "hello"}, "finish_reason": "stop"}]}
+        )
 
     with pytest.raises(UpstreamError, match="no token usage"):
         run_complete(misbehaving(handler))

@@ -74,8 +74,15 @@ def create_app(
             if owns_backend:
                 await backend.aclose()
 
-    app = FastAPI(title="BME operator node", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.settings, app.state.backend, app.state.gate, app.state.metrics = settings, backend, gate, metrics
+    app = FastAPI(
+        title="BME operator node", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.state.settings, app.state.backend, app.state.gate, app.state.metrics = (
+        settings,
+        backend,
+        gate,
+        metrics,
+    )
     app.add_middleware(_RequestMetrics, metrics=metrics)
     _install_error_handlers(app, metrics)
 
@@ -268,7 +275,14 @@ def _install_error_handlers(app: FastAPI, metrics: NodeMetrics) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {"error": {"message": "Internal error in the node.", "type": "server_error", "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": "Internal error in the node.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
         return JSONResponse(body, status_code=500)
 
 
@@ -284,7 +298,13 @@ class _RequestMetrics:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = path if path in _ENDPOINTS else "/v1/models/{model}" if path.startswith("/v1/models/") else "other"
+        endpoint = (
+            path
+            if path in _ENDPOINTS
+            else "/v1/models/{model}"
+            if path.startswith("/v1/models/")
+            else "other"
+        )
         started = time.monotonic()
         status = 500
 

@@ -66,9 +66,7 @@ _TOKEN_CACHE_SIZE = 1024
 Clock = Callable[[], float]
 
 
-def request_message(
-    *, operator: str, method: str, path: str, timestamp: int, nonce: str, body: bytes
-) -> str:
+def request_message(*, operator: str, method: str, path: str, timestamp: int, nonce: str, body: bytes) -> str:
     """The text a per-request signature covers (see the module docstring for the layout)."""
     return "\n".join(
         (
@@ -214,9 +212,15 @@ class RelayerVerifier:
         )
 
     def _verify_signature(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
-        raw_ts, nonce, raw_sig = headers.get(HEADER_TIMESTAMP), headers.get(HEADER_NONCE), headers.get(HEADER_SIGNATURE)
+        raw_ts, nonce, raw_sig = (
+            headers.get(HEADER_TIMESTAMP),
+            headers.get(HEADER_NONCE),
+            headers.get(HEADER_SIGNATURE),
+        )
         if raw_ts is None or nonce is None or raw_sig is None:
-            raise Unauthorized(f"A signed request needs {HEADER_TIMESTAMP}, {HEADER_NONCE} and {HEADER_SIGNATURE}.")
+            raise Unauthorized(
+                f"A signed request needs {HEADER_TIMESTAMP}, {HEADER_NONCE} and {HEADER_SIGNATURE}."
+            )
         if not raw_ts.isdigit() or len(raw_ts) > 12:
             raise Unauthorized(f"{HEADER_TIMESTAMP} must be unix seconds.")
         if not _NONCE_RE.match(nonce):
@@ -252,7 +256,12 @@ class RelayerVerifier:
             raise Unauthorized("This node does not accept bearer tokens: sign each request.")
         prefix, _, rest = token.partition(".")
         raw_expiry, _, raw_sig = rest.partition(".")
-        if prefix != TOKEN_PREFIX or not raw_expiry.isdigit() or len(raw_expiry) > 12 or not _SIGNATURE_RE.match(raw_sig):
+        if (
+            prefix != TOKEN_PREFIX
+            or not raw_expiry.isdigit()
+            or len(raw_expiry) > 12
+            or not _SIGNATURE_RE.match(raw_sig)
+        ):
             raise Unauthorized(f"Malformed relayer token: expected {TOKEN_PREFIX}.<expiry>.<signature>.")
         expiry = int(raw_expiry)
         if expiry <= now:
@@ -273,4 +282,6 @@ class RelayerVerifier:
         if signer != self._trusted_bytes:
             # Also what a credential made for another node, path or body looks like: its text differs,
             # so it recovers to an unrelated address.
-            raise Unauthorized("The credential is not signed by the trusted relayer for this node and request.")
+            raise Unauthorized(
+                "The credential is not signed by the trusted relayer for this node and request."
+            )

@@ -97,7 +97,7 @@ class Backend(Protocol):
 
     @property
     def kind(self) -> str:
-        """"embedded" or "upstream"."""
+        """ "embedded" or "upstream"."""
         ...
 
     @property

@@ -122,7 +122,11 @@ def _direct(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> tuple[flo
 def _direct_ttft(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> float:
     started = time.perf_counter()
     chunks = backend.llama.create_chat_completion(
-        messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0, seed=SEED, stream=True
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        temperature=0,
+        seed=SEED,
+        stream=True,
     )
     ttft = 0.0
     for chunk in chunks:
@@ -202,11 +206,15 @@ def _measure(
     same_usage = reference["usage"]["completion_tokens"] == node_answer["usage"]["completion_tokens"] and (
         reference["usage"]["prompt_tokens"] == node_answer["usage"]["prompt_tokens"]
     )
-    same_text = reference["choices"][0]["message"]["content"] == node_answer["choices"][0]["message"]["content"]
+    same_text = (
+        reference["choices"][0]["message"]["content"] == node_answer["choices"][0]["message"]["content"]
+    )
 
     # Single stream through the node.
     singles = [client.stream(prompt, max_tokens) for _ in range(max(1, repeats // 2))]
-    direct_ttft = statistics.median(_direct_ttft(backend, prompt, max_tokens) for _ in range(max(1, repeats // 2)))
+    direct_ttft = statistics.median(
+        _direct_ttft(backend, prompt, max_tokens) for _ in range(max(1, repeats // 2))
+    )
     single = min(singles, key=lambda s: s.total_s)
 
     # Concurrent streams through the node.

@@ -14,7 +14,8 @@ from rich.table import Table
 from bme.node.settings import NodeSettings
 
 operator_app = typer.Typer(
-    help="Run an operator node: an OpenAI-compatible server for the relayer's paid jobs.", no_args_is_help=True
+    help="Run an operator node: an OpenAI-compatible server for the relayer's paid jobs.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -34,7 +35,9 @@ def serve(
     upstream_url: str | None = typer.Option(None, help="Upstream base URL, e.g. http://127.0.0.1:8000/v1."),
     upstream_model: str | None = typer.Option(None, help="Model name at the upstream server."),
     model_name: str | None = typer.Option(None, help="Model id clients ask for (defaults per backend)."),
-    trusted_relayer: str | None = typer.Option(None, help="Relayer address to accept [BME_NODE_TRUSTED_RELAYER]."),
+    trusted_relayer: str | None = typer.Option(
+        None, help="Relayer address to accept [BME_NODE_TRUSTED_RELAYER]."
+    ),
     operator_address: str | None = typer.Option(
         None, help="This node's operator address [BME_NODE_OPERATOR_ADDRESS]."
     ),
@@ -64,9 +67,10 @@ def serve(
         settings = NodeSettings(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            console.print(f"[red]error:[/red] {field}: {error['msg']} (option --{field.replace('_', '-')} "
-                          f"or BME_NODE_{field.upper()})")
+            field = ".".join(str(p) for p in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            where = f" (option --{field.replace('_', '-')} or BME_NODE_{field.upper()})" if field else ""
+            console.print(f"[red]error:[/red] {field or 'settings'}: {message}{where}", soft_wrap=True)
         raise typer.Exit(2) from None
 
     from bme.node.app import create_app
@@ -77,12 +81,15 @@ def serve(
     app = create_app(settings, node_backend, owns_backend=True)  # closed on the server's loop at shutdown
     console.print(
         f"operator node: {node_backend.model_id} ({node_backend.kind}) on http://{settings.host}:{settings.port}, "
-        f"trusting relayer {settings.trusted_relayer} for operator {settings.operator_address}"
+        f"trusting relayer {settings.trusted_relayer} for operator {settings.operator_address}",
+        soft_wrap=True,
     )
-    serve_forever(app, settings.host, settings.port)
+    serve_forever(app, settings.host, settings.port, log_level=log_level.lower())
 
 
-def bench_node_command(json_output: bool = typer.Option(False, "--json", help="Print the figures as JSON.")) -> None:
+def bench_node_command(
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
     """Embedded model speed through the node (single stream, 4 concurrent) and the node's overhead ratio."""
     from bme.node.bench import run_node_bench
 
@@ -98,9 +105,16 @@ def bench_node_command(json_output: bool = typer.Option(False, "--json", help="P
     table.add_row("single stream decode tokens/s", f"{single['decode_tokens_per_s']:.1f}")
     table.add_row("single stream TTFT (node)", f"{single['ttft_s'] * 1000:.1f} ms")
     table.add_row("TTFT (llama-cpp-python direct)", f"{single['direct_ttft_s'] * 1000:.1f} ms")
-    table.add_row(f"{concurrent['requests']} concurrent: aggregate tokens/s", f"{concurrent['aggregate_tokens_per_s']:.1f}")
-    table.add_row(f"{concurrent['requests']} concurrent: TTFT median", f"{concurrent['ttft_s']['median'] * 1000:.1f} ms")
-    table.add_row(f"{concurrent['requests']} concurrent: TTFT max", f"{concurrent['ttft_s']['max'] * 1000:.1f} ms")
+    table.add_row(
+        f"{concurrent['requests']} concurrent: aggregate tokens/s",
+        f"{concurrent['aggregate_tokens_per_s']:.1f}",
+    )
+    table.add_row(
+        f"{concurrent['requests']} concurrent: TTFT median", f"{concurrent['ttft_s']['median'] * 1000:.1f} ms"
+    )
+    table.add_row(
+        f"{concurrent['requests']} concurrent: TTFT max", f"{concurrent['ttft_s']['max'] * 1000:.1f} ms"
+    )
     table.add_row(
         f"overhead node/direct ({overhead['completion_tokens']} tokens)",
         f"{overhead['ratio']:.3f} ({overhead['node_median_s']:.3f}s / {overhead['direct_median_s']:.3f}s)",

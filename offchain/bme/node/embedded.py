@@ -97,7 +97,9 @@ class ChatTemplate:
         try:
             result = self._formatter(messages=messages)
         except Exception as exc:  # the template may raise_exception() on, e.g., a bad role order
-            raise InvalidRequest(f"The messages do not fit the model's chat template: {exc}", param="messages") from exc
+            raise InvalidRequest(
+                f"The messages do not fit the model's chat template: {exc}", param="messages"
+            ) from exc
         token_ids = self._llama.tokenize(
             result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )
@@ -225,7 +227,10 @@ class EmbeddedBackend:
             frequency_penalty=params.frequency_penalty,
         )
         return PreparedChat(
-            params=merged, max_tokens=max_tokens, prompt_tokens=n_prompt, prompt_token_ids=tuple(prompt.token_ids)
+            params=merged,
+            max_tokens=max_tokens,
+            prompt_tokens=n_prompt,
+            prompt_token_ids=tuple(prompt.token_ids),
         )
 
     async def complete(self, prepared: PreparedChat, *, deadline: float) -> Completion:
@@ -311,7 +316,9 @@ class EmbeddedBackend:
                     finish = "stop"
                     break
                 completion_ids.append(token)
-                piece = llama.detokenize([token])  # pieces concatenate: llama.cpp's detokenizer is context-free
+                piece = llama.detokenize(
+                    [token]
+                )  # pieces concatenate: llama.cpp's detokenizer is context-free
                 text += decoder.decode(piece)
                 cut = _first_stop(text, stops, search_from=max(0, sent - _longest(stops)))
                 if cut is not None:
@@ -327,7 +334,9 @@ class EmbeddedBackend:
                 if cancel.is_set():
                     return
                 if time.monotonic() > deadline:
-                    raise RequestTimeout(f"The completion did not finish in time ({len(completion_ids)} tokens made).")
+                    raise RequestTimeout(
+                        f"The completion did not finish in time ({len(completion_ids)} tokens made)."
+                    )
         finally:
             tokens.close()
         if finish == "length":

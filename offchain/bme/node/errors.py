@@ -23,7 +23,14 @@ class NodeError(BmeError):
 
     def body(self) -> dict[str, Any]:
         """The JSON body OpenAI clients expect for an error."""
-        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
     def headers(self) -> dict[str, str]:
         """Extra response headers (e.g. Retry-After)."""
@@ -106,7 +113,9 @@ class UpstreamRejected(NodeError):
 
     error_type = "invalid_request_error"
 
-    def __init__(self, message: str, *, status_code: int, code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int, code: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message, param=param, code=code)
         self.status_code = status_code
 

@@ -54,7 +54,8 @@ class AdmissionGate:
                 self._discard(waiter)
             if isinstance(exc, TimeoutError):
                 raise ServerBusy(
-                    f"No slot freed within {timeout:.1f}s in the queue; retry later.", retry_after_s=self.retry_after_s
+                    f"No slot freed within {timeout:.1f}s in the queue; retry later.",
+                    retry_after_s=self.retry_after_s,
                 ) from exc
             raise
         # The releaser handed its slot over, so `_active` already counts it.

@@ -22,19 +22,31 @@ class NodeMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "bme_node_requests", "HTTP requests answered, by endpoint and status code.", ["endpoint", "status"], registry=r
+            "bme_node_requests",
+            "HTTP requests answered, by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=r,
         )
         self.rejections = Counter(
-            "bme_node_rejections", "Requests refused before or during a completion, by reason.", ["reason"], registry=r
+            "bme_node_rejections",
+            "Requests refused before or during a completion, by reason.",
+            ["reason"],
+            registry=r,
         )
         self.prompt_tokens = Counter(
-            "bme_node_prompt_tokens", "Prompt tokens of completed requests (what users are charged).", ["model"], registry=r
+            "bme_node_prompt_tokens",
+            "Prompt tokens of completed requests (what users are charged).",
+            ["model"],
+            registry=r,
         )
         self.completion_tokens = Counter(
             "bme_node_completion_tokens", "Completion tokens of completed requests.", ["model"], registry=r
         )
         self.completions = Counter(
-            "bme_node_completions", "Completions finished, by finish reason.", ["model", "finish_reason"], registry=r
+            "bme_node_completions",
+            "Completions finished, by finish reason.",
+            ["model", "finish_reason"],
+            registry=r,
         )
         self.latency = Histogram(
             "bme_node_request_duration_seconds",
@@ -49,7 +61,9 @@ class NodeMetrics:
             buckets=_TTFT_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge("bme_node_queue_depth", "Requests waiting for a completion slot.", registry=r)
+        self.queue_depth = Gauge(
+            "bme_node_queue_depth", "Requests waiting for a completion slot.", registry=r
+        )
         self.inflight = Gauge("bme_node_inflight", "Completions running.", registry=r)
 
     def watch_gate(self, queued: Callable[[], float], active: Callable[[], float]) -> None:

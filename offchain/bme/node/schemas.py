@@ -73,7 +73,9 @@ class ChatCompletionRequest(BaseModel):
                 ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
                 for m in self.messages
             ),
-            max_tokens=self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens,
+            max_tokens=self.max_completion_tokens
+            if self.max_completion_tokens is not None
+            else self.max_tokens,
             temperature=1.0 if self.temperature is None else self.temperature,
             top_p=1.0 if self.top_p is None else self.top_p,
             stop=tuple(s for s in stops if s),

@@ -37,9 +37,9 @@ def uvicorn_config(app: FastAPI, host: str, port: int, *, log_level: str = "info
     )
 
 
-def serve_forever(app: FastAPI, host: str, port: int) -> None:
-    """Serves until interrupted (SIGINT/SIGTERM)."""
-    uvicorn.Server(uvicorn_config(app, host, port)).run()
+def serve_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
+    """Serves until interrupted (SIGINT/SIGTERM), then shuts down gracefully and re-raises the signal."""
+    uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level)).run()
 
 
 class BackgroundServer:

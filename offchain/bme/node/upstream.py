@@ -120,7 +120,10 @@ class UpstreamBackend:
 
     async def stream(self, prepared: PreparedChat, *, deadline: float) -> AsyncGenerator[StreamEvent, None]:
         request = self._client.build_request(
-            "POST", "chat/completions", json=self._payload(prepared, stream=True), timeout=_remaining(deadline)
+            "POST",
+            "chat/completions",
+            json=self._payload(prepared, stream=True),
+            timeout=_remaining(deadline),
         )
         finish: FinishReason = "length"
         usage: Usage | None = None
@@ -155,7 +158,9 @@ class UpstreamBackend:
         except httpx.HTTPError as exc:
             raise UpstreamError(f"The upstream server could not be reached: {exc}") from exc
         if usage is None:
-            raise UpstreamError("The upstream server's stream reported no token usage (stream_options.include_usage).")
+            raise UpstreamError(
+                "The upstream server's stream reported no token usage (stream_options.include_usage)."
+            )
         yield Finished(finish, usage)
 
     async def aclose(self) -> None:

@@ -1,0 +1,1 @@
+"""The `bme` command line: one Typer app over the whole package."""

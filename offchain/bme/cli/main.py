@@ -1,0 +1,79 @@
+"""The `bme` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bme.errors import BmeError
+
+app = typer.Typer(help="Burn-mint equilibrium protocol for paying AI inference.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: figures measured side by side in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@bench_app.command("gas")
+def bench_gas(json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Gas used by the protocol's calls on anvil, beside a plain ERC-20 transfer of CMP."""
+    from bme.bench.gas import measure
+
+    with console.status("measuring gas on anvil") as status:
+        figures = measure(lambda step: status.update(f"measuring gas on anvil: {step}"))
+    if json_output:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        console.print_json(json.dumps(figures))
+
+
+@app.command("demo")
+def demo(
+    input_tokens: Annotated[int, typer.Option(help="Prompt tokens the job is charged for.")] = 38,
+    output_tokens: Annotated[int, typer.Option(help="Completion tokens the job is charged for.")] = 64,
+) -> None:
+    """Start anvil, deploy the protocol, and pay, settle and redeem one job, printing each step."""
+    from bme.cli.demo import run_demo
+
+    run_demo(console, input_tokens, output_tokens)
+
+
+def _register_optional() -> None:
+    """Commands of parts that may be absent from an install are added when they import."""
+    try:
+        from bme.node.cli import bench_node_command, operator_app
+    except ImportError:
+        return
+    app.add_typer(operator_app, name="operator")
+    bench_app.command("node")(bench_node_command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point: a `BmeError` becomes one line on stderr and exit code 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except BmeError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()
