@@ -10,10 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from eth_account.signers.local import LocalAccount
-
 from bme.node.app import CHAT_PATH
 from bme.node.auth import HEADER_SIGNATURE, issue_token, sign_request
+from eth_account.signers.local import LocalAccount
 
 from .conftest import MODEL, PROMPT, Node, chat_body
 

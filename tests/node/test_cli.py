@@ -11,14 +11,13 @@ import time
 from typing import Any
 
 import httpx
-from eth_account.signers.local import LocalAccount
-from typer.testing import CliRunner
-
 from bme.node.app import CHAT_PATH
 from bme.node.auth import sign_request
 from bme.node.bench import run_node_bench
 from bme.node.cli import operator_app
 from bme.node.server import free_port
+from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
 
 from .conftest import MODEL, chat_body
 

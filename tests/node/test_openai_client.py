@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from openai import OpenAI
-
 from bme.node.auth import issue_token
+from openai import OpenAI
 
 from .conftest import MODEL, PROMPT, Node
 

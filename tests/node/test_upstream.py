@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from bme.node.app import CHAT_PATH
 from bme.node.auth import issue_token
 from bme.node.backends import ChatMessage, ChatParams
