@@ -24,6 +24,8 @@ from bme.chain.deploy import DeployConfig, deploy_protocol
 def cli(out: Path, timelock_delay: int) -> None:
     key = os.environ.get("BME_DEPLOYER_KEY") or accounts.test_accounts[0].private_key
     deployer = Account.from_key(key)
-    protocol = deploy_protocol(ChainClient(chain.provider.web3), deployer, DeployConfig(timelock_delay=timelock_delay))
+    protocol = deploy_protocol(
+        ChainClient(chain.provider.web3), deployer, DeployConfig(timelock_delay=timelock_delay)
+    )
     protocol.deployment.save(out)
     click.echo(f"deployed; addresses written to {out}")

@@ -54,7 +54,9 @@ def test_status_hysteresis_needs_a_margin_to_recover() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(1, 200_000), st.integers(0, 10**6)), max_size=40))
-def test_rolling_window_never_lets_more_than_the_limit_through_any_window(steps: list[tuple[int, int]]) -> None:
+def test_rolling_window_never_lets_more_than_the_limit_through_any_window(
+    steps: list[tuple[int, int]],
+) -> None:
     length, limit, now = 86_400, 10**6, 1_000_000
     state = WindowState(start=now)
     accepted: list[tuple[int, int]] = []

@@ -1,6 +1,6 @@
-"""Random sequences of burns, jobs, settlements, expiries, redemptions and price moves, run on the contracts and
-on the pure-Python model side by side: every call must succeed or revert alike, with the same results, and the
-invariants of DESIGN.md section 4 (1-3 and 6) must hold on the chain after every step."""
+"""Random sequences of burns, jobs, settlements, expiries, redemptions and price moves, run on the
+contracts and on the pure-Python model side by side: every call must succeed or revert alike, with the same
+results, and the invariants of DESIGN.md section 4 (1-3 and 6) must hold on the chain after every step."""
 
 from __future__ import annotations
 
@@ -230,7 +230,6 @@ class ChainVersusModel(RuleBasedStateMachine):
         m = self.model
         crd_supply = self.r["credit"].functions.totalSupply().call()
         assert crd_supply + m.escrowed_credits + m.total_earnings == m.outstanding_credits
-
 
 
 def test_chain_and_model_agree_on_random_sequences(protocol: Deployed, chain: Any) -> None:

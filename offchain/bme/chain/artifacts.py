@@ -48,7 +48,9 @@ def ensure_compiled() -> Path:
             ["ape", "compile"], cwd=project_root(), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
-            raise ConfigError(f"compiling the contracts failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise ConfigError(
+                f"compiling the contracts failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
     return manifest
 
 

@@ -14,7 +14,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from bme.chain.artifacts import artifact
 from bme.chain.reverts import decode_revert
@@ -127,6 +127,6 @@ class ChainClient:
             raise ChainError(f"deploying {name} returned no address")
         return self.w3.eth.contract(address=address, abi=art.abi)
 
-    def timestamp(self, block: str | int = "latest") -> int:
+    def timestamp(self, block: BlockIdentifier = "latest") -> int:
         """The timestamp of `block`."""
         return int(self.w3.eth.get_block(block)["timestamp"])

@@ -116,7 +116,9 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     oracle = client.deploy(deployer, "ManualPriceOracle", gov, feeder)
     token = client.deploy(deployer, "ComputeToken", me)
     credit = client.deploy(deployer, "ComputeCredit", me)
-    bme = client.deploy(deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian)
+    bme = client.deploy(
+        deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian
+    )
     bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
     escrow = client.deploy(deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian)
 

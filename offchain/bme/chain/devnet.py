@@ -52,7 +52,9 @@ def find_anvil() -> str | None:
 class Anvil:
     """An anvil process; use as a context manager."""
 
-    def __init__(self, port: int | None = None, chain_id: int = 31337, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, chain_id: int = 31337, extra_args: list[str] | None = None
+    ) -> None:
         self.port = port or free_port()
         self.chain_id = chain_id
         self.extra_args = extra_args or []

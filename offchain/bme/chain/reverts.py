@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_abi.abi import decode
+from eth_utils.abi import function_signature_to_4byte_selector
 
 from bme.chain.artifacts import artifacts
 from bme.errors import ContractRevert
@@ -36,7 +36,7 @@ MESSAGES: dict[str, str] = {
     "JobEscrowNotBme": "only the BME core may call this (caller {0})",
     "ComputeCreditTransferRestricted": "CRD cannot be transferred between accounts ({0} to {1})",
     "ManualPriceOracleZeroPrice": "the price must be positive",
-    "ManualPriceOracleBadTimestamp": "the price's time {0} must be after the last one ({1}) and not in the future",
+    "ManualPriceOracleBadTimestamp": "the price time {0} must follow the last ({1}) and not be in the future",
     "AccessControlUnauthorizedAccount": "account {0} lacks the role this call needs",
     "ERC20InsufficientBalance": "{0} holds {1}, fewer than the {2} needed",
     "ERC20InsufficientAllowance": "the allowance of {0} is {1}, fewer than the {2} needed",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 from web3.logs import DISCARD
@@ -68,13 +68,19 @@ def run_demo(console: Console, input_tokens: int, output_tokens: int) -> None:
         for name in ("token", "credit", "oracle", "bme", "escrow", "timelock"):
             table.add_row(name, getattr(d, name))
         console.print(table)
-        console.print(f"oracle price: $1.00 per CMP; model {SMOLLM2.model_id} = {SMOLLM2.name}, "
-                      f"${SMOLLM2.input_price_per_million / CRD:.2f} / ${SMOLLM2.output_price_per_million / CRD:.2f}"
-                      " per million input / output tokens")
+        console.print(
+            f"oracle price: $1.00 per CMP; model {SMOLLM2.model_id} = {SMOLLM2.name}, "
+            f"${SMOLLM2.input_price_per_million / CRD:.2f} / ${SMOLLM2.output_price_per_million / CRD:.2f}"
+            " per million input / output tokens"
+        )
 
         console.rule("[bold]3. The user burns CMP for a job")
-        request = {"model": SMOLLM2.name, "messages": [{"role": "user", "content": "What is a burn-mint equilibrium?"}],
-                   "max_tokens": 64, "salt": "demo-1"}
+        request = {
+            "model": SMOLLM2.name,
+            "messages": [{"role": "user", "content": "What is a burn-mint equilibrium?"}],
+            "max_tokens": 64,
+            "salt": "demo-1",
+        }
         spec_hash = keccak(text=json.dumps(request, sort_keys=True, separators=(",", ":")))
         reserve = 10 * CRD + 50_000  # the minimum mint is 10 CRD; the unused part is refunded at settlement
         tokens = p.bme.functions.quoteTokensForCredits(reserve).call()
@@ -86,7 +92,9 @@ def run_demo(console: Console, input_tokens: int, output_tokens: int) -> None:
         job_id = p.escrow.functions.jobIdFor(user.address, spec_hash).call()
         opened = p.escrow.events.JobOpened().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
         console.print(f"burned {_cmp(tokens)} for {_crd(opened['maxCredits'])} reserved for job {job_id:#x}")
-        console.print(f"request commitment (specHash) {spec_hash.hex()}; tx {sent.tx_hash}, gas {sent.gas_used:,}")
+        console.print(
+            f"request commitment (specHash) {spec_hash.hex()}; tx {sent.tx_hash}, gas {sent.gas_used:,}"
+        )
 
         console.rule("[bold]4. The relayer settles the job")
         answer = "(answer produced off-chain by the operator node)"
@@ -96,8 +104,10 @@ def run_demo(console: Console, input_tokens: int, output_tokens: int) -> None:
             p.escrow.functions.settle([(job_id, operator.address, input_tokens, output_tokens, result_hash)]),
         )
         settled = p.escrow.events.JobSettled().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
-        console.print(f"{input_tokens} input + {output_tokens} output tokens: charged {_crd(settled['charge'])}, "
-                      f"refunded {_crd(settled['refund'])} to the user; tx {sent.tx_hash}, gas {sent.gas_used:,}")
+        console.print(
+            f"{input_tokens} input + {output_tokens} output tokens: charged {_crd(settled['charge'])}, "
+            f"refunded {_crd(settled['refund'])} to the user; tx {sent.tx_hash}, gas {sent.gas_used:,}"
+        )
         console.print(f"operator earnings: {_crd(p.escrow.functions.earningsOf(operator.address).call())}")
 
         console.rule("[bold]5. The operator redeems its earnings for CMP")
@@ -105,8 +115,10 @@ def run_demo(console: Console, input_tokens: int, output_tokens: int) -> None:
         earned = p.escrow.functions.earningsOf(operator.address).call()
         sent = client.send(operator, p.bme.functions.redeem(earned, 0))
         red = p.bme.events.Redeemed().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
-        console.print(f"redeemed {_crd(red['credits'])} for {_cmp(red['tokensMinted'])}: "
-                      f"{_cmp(red['reissued'])} re-issued against earlier burns, {_cmp(red['newlyIssued'])} new")
+        console.print(
+            f"redeemed {_crd(red['credits'])} for {_cmp(red['tokensMinted'])}: "
+            f"{_cmp(red['reissued'])} re-issued against earlier burns, {_cmp(red['newlyIssued'])} new"
+        )
 
         console.rule("[bold]6. Where the protocol stands")
         table = Table(show_header=False)

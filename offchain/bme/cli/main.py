@@ -20,7 +20,9 @@ err_console = Console(stderr=True)
 
 
 @bench_app.command("gas")
-def bench_gas(json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def bench_gas(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Gas used by the protocol's calls on anvil, beside a plain ERC-20 transfer of CMP."""
     from bme.bench.gas import measure
 

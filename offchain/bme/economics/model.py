@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
 from bme.economics import math as m
 from bme.economics.params import (
@@ -244,7 +244,13 @@ class ProtocolModel:
         if self.paused:
             raise ModelRevert("EnforcedPause")
         job_id = self._check_new_job(payer, model_id, spec_hash, deadline)
-        snapshot = (self.remint_credits, self.outstanding_credits, self.status, dict(self.cmp), self.cmp_burned)
+        snapshot = (
+            self.remint_credits,
+            self.outstanding_credits,
+            self.status,
+            dict(self.cmp),
+            self.cmp_burned,
+        )
         credits = self._burn_for_credits(payer, tokens, min_credits)
         if credits > MAX_JOB_CREDITS:
             (self.remint_credits, self.outstanding_credits, self.status, self.cmp, self.cmp_burned) = snapshot
