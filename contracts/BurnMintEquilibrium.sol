@@ -21,6 +21,8 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
     /// @notice The guardian that may pause at once.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice The emission schedule, which mints operators' emission rewards through this contract.
+    bytes32 public constant EMITTER_ROLE = keccak256("EMITTER_ROLE");
 
     IComputeToken public immutable token;
     IComputeCredit public immutable credit;
@@ -152,6 +154,14 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         Status before = _status;
         _recordStatus(before, _nextStatus(before, p, remint, outstanding, price), remint, outstanding, price);
         emit Redeemed(msg.sender, credits, tokens, reissued, tokens - reissued, redeemPrice);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function mintEmission(address to, uint256 tokens) external whenNotPaused onlyRole(EMITTER_ROLE) {
+        if (tokens == 0) revert BmeZeroAmount();
+        _consumeMintWindow(tokens, _params.mintWindow);
+        emit EmissionMinted(to, tokens);
+        token.mint(to, tokens);
     }
 
     /// @dev Counts `amount` against the rolling mint window, or reverts when it does not fit.

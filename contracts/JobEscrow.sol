@@ -21,25 +21,52 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     /// @notice This project's default: a job must be settled within a day or it may be refunded.
     uint32 public constant DEFAULT_MAX_JOB_DURATION = 1 days;
+    /// @notice Akash AEP-79's bounds on the epoch length.
+    uint256 public constant MIN_EPOCH_LENGTH = 65;
+    uint256 public constant MAX_EPOCH_LENGTH = 93_600;
+    uint256 private constant HALF = 128;
+    uint256 private constant LOW = type(uint128).max;
 
     IBurnMintEquilibrium public immutable bme;
     IComputeCredit public immutable credit;
     IERC20Permit public immutable token;
+    /// @inheritdoc IJobEscrow
+    uint256 public immutable epochGenesis;
+    /// @inheritdoc IJobEscrow
+    uint256 public immutable epochLength;
 
     /// @dev Declared first so that it shares a slot with Pausable's flag: both are read by every job opening.
     uint32 private _maxJobDuration;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(address operator => uint256) private _earnings;
+    /// @dev Work per operator, two epochs per slot (even epoch in the low 128 bits), so a reward claim over
+    /// several epochs reads half as many slots.
+    mapping(address operator => mapping(uint256 epochPair => uint256)) private _work;
+    /// @dev Every operator's work, packed the same way.
+    mapping(uint256 epochPair => uint256) private _epochWork;
 
     /// @param bme_ The BME core, which burns CMP for the credits of {burnForJob} and redeems earnings.
     /// @param credit_ CRD; this contract needs its `MINTER_ROLE`.
     /// @param token_ CMP, for permits.
     /// @param governor The timelock.
     /// @param guardian The account that may pause.
-    constructor(IBurnMintEquilibrium bme_, IComputeCredit credit_, IERC20Permit token_, address governor, address guardian) {
+    /// @param epochLength_ Seconds per epoch; epoch 0 starts at deployment.
+    constructor(
+        IBurnMintEquilibrium bme_,
+        IComputeCredit credit_,
+        IERC20Permit token_,
+        address governor,
+        address guardian,
+        uint256 epochLength_
+    ) {
+        if (epochLength_ < MIN_EPOCH_LENGTH || epochLength_ > MAX_EPOCH_LENGTH) {
+            revert JobEscrowInvalidEpochLength(epochLength_);
+        }
         bme = bme_;
         credit = credit_;
         token = token_;
+        epochGenesis = block.timestamp;
+        epochLength = epochLength_;
         _maxJobDuration = DEFAULT_MAX_JOB_DURATION;
         _grantRole(DEFAULT_ADMIN_ROLE, governor);
         _grantRole(GOVERNOR_ROLE, governor);
@@ -126,8 +153,14 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     // ---------------------------------------------------------------- closing
 
     /// @inheritdoc IJobEscrow
+    /// @dev An operator's charges are summed over each run of consecutive settlements it served and written once
+    /// per run, to its earnings and to its work in the current epoch.
     function settle(Settlement[] calldata settlements) external onlyRole(RELAYER_ROLE) {
+        uint256 epoch = currentEpoch();
         uint256 n = settlements.length;
+        address runOperator;
+        uint256 runCredits;
+        uint256 batchCredits;
         for (uint256 i; i < n; ++i) {
             Settlement calldata s = settlements[i];
             Job storage job = _jobs[s.jobId];
@@ -140,10 +173,38 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
             uint256 charge = cost < j.maxCredits ? cost : j.maxCredits;
             uint256 refund = j.maxCredits - charge;
             job.status = JobStatus.Settled;
-            _earnings[s.operator] += charge;
+            if (s.operator != runOperator) {
+                _recordWork(runOperator, epoch, runCredits);
+                (runOperator, runCredits) = (s.operator, 0);
+            }
+            runCredits += charge;
+            batchCredits += charge;
             emit JobSettled(s.jobId, s.operator, s.inputTokens, s.outputTokens, charge, refund, s.resultHash);
             if (refund != 0) credit.mint(j.payer, refund);
         }
+        _recordWork(runOperator, epoch, runCredits);
+        if (batchCredits != 0) _epochWork[epoch >> 1] = _addPacked(_epochWork[epoch >> 1], epoch, batchCredits);
+    }
+
+    /// @dev Adds `credits` to `operator`'s earnings and to its work in `epoch`.
+    function _recordWork(address operator, uint256 epoch, uint256 credits) private {
+        if (credits == 0) return;
+        _earnings[operator] += credits;
+        _work[operator][epoch >> 1] = _addPacked(_work[operator][epoch >> 1], epoch, credits);
+        emit WorkRecorded(operator, epoch, credits);
+    }
+
+    /// @dev `packed` with `amount` added to the half that holds `epoch`.
+    function _addPacked(uint256 packed, uint256 epoch, uint256 amount) private pure returns (uint256) {
+        uint256 shift = (epoch & 1) * HALF;
+        uint256 total = ((packed >> shift) & LOW) + amount;
+        // A half overflows only past 3.4e32 credit units (3.4e26 dollars) in one epoch: it reverts by design.
+        if (total > LOW) revert JobEscrowMaxCreditsTooLarge(total);
+        return (packed & ~(LOW << shift)) | (total << shift);
+    }
+
+    function _unpacked(uint256 packed, uint256 epoch) private pure returns (uint256) {
+        return (packed >> ((epoch & 1) * HALF)) & LOW;
     }
 
     /// @inheritdoc IJobEscrow
@@ -208,5 +269,44 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     /// @inheritdoc IJobEscrow
     function maxJobDuration() external view returns (uint32) {
         return _maxJobDuration;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function currentEpoch() public view returns (uint256) {
+        return (block.timestamp - epochGenesis) / epochLength;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function workOf(address operator, uint256 epoch) external view returns (uint256) {
+        return _unpacked(_work[operator][epoch >> 1], epoch);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function epochWork(uint256 epoch) external view returns (uint256) {
+        return _unpacked(_epochWork[epoch >> 1], epoch);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function workRange(address operator, uint256 fromEpoch, uint256 toEpoch)
+        external
+        view
+        returns (uint256[] memory operatorWork, uint256[] memory totalWork)
+    {
+        if (toEpoch < fromEpoch) revert JobEscrowInvalidEpochRange(fromEpoch, toEpoch);
+        uint256 n = toEpoch - fromEpoch + 1;
+        operatorWork = new uint256[](n);
+        totalWork = new uint256[](n);
+        uint256 opSlot;
+        uint256 totalSlot;
+        for (uint256 i; i < n; ++i) {
+            uint256 e = fromEpoch + i;
+            // A slot holds two epochs: read it when entering a pair (or at the first epoch).
+            if (i == 0 || e & 1 == 0) {
+                opSlot = _work[operator][e >> 1];
+                totalSlot = _epochWork[e >> 1];
+            }
+            operatorWork[i] = _unpacked(opSlot, e);
+            totalWork[i] = _unpacked(totalSlot, e);
+        }
     }
 }

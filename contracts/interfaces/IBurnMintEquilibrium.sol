@@ -38,6 +38,8 @@ interface IBurnMintEquilibrium {
     event MintLimitUpdated(uint256 mintLimitPerWindow);
     /// @notice The job escrow whose operators' earnings are redeemed here was set.
     event JobEscrowUpdated(address indexed jobEscrow);
+    /// @notice The emission schedule minted `tokens` CMP of emission rewards to `to`.
+    event EmissionMinted(address indexed to, uint256 tokens);
 
     /// @notice An amount of zero was given.
     error BmeZeroAmount();
@@ -77,6 +79,10 @@ interface IBurnMintEquilibrium {
     /// @param minTokens The fewest CMP the caller accepts (slippage bound).
     /// @return tokens CMP minted to the caller.
     function redeem(uint256 credits, uint256 minTokens) external returns (uint256 tokens);
+
+    /// @notice Mints `tokens` CMP of emission rewards to `to`, counted against the same rolling mint window as
+    /// redemptions. Only callable by the emission schedule (`EMITTER_ROLE`), which enforces the hard cap.
+    function mintEmission(address to, uint256 tokens) external;
 
     /// @notice Reads the oracle and records the status it implies, without reverting when the oracle fails.
     /// @return status The status now recorded.

@@ -65,6 +65,8 @@ interface IJobEscrow {
     event EarningsRedeemed(address indexed operator, uint256 credits);
     /// @notice Governance changed the longest time a job may stay open.
     event MaxJobDurationUpdated(uint32 maxJobDuration);
+    /// @notice `operator` was credited `credits` of settled work in `epoch` (the basis of emission rewards).
+    event WorkRecorded(address indexed operator, uint256 indexed epoch, uint256 credits);
 
     /// @notice An amount of zero was given.
     error JobEscrowZeroAmount();
@@ -88,6 +90,10 @@ interface IJobEscrow {
     error JobEscrowInsufficientEarnings(address operator, uint256 earnings, uint256 requested);
     /// @notice Only the BME core may call this.
     error JobEscrowNotBme(address caller);
+    /// @notice An epoch must last from 65 s to 93,600 s (Akash AEP-79).
+    error JobEscrowInvalidEpochLength(uint256 epochLength);
+    /// @notice An epoch range must not be reversed.
+    error JobEscrowInvalidEpochRange(uint256 fromEpoch, uint256 toEpoch);
 
     /// @notice Opens a job paid from the caller's CRD balance.
     /// @param modelId A listed model.
@@ -148,4 +154,26 @@ interface IJobEscrow {
 
     /// @notice The longest time, in seconds, a job may stay open.
     function maxJobDuration() external view returns (uint32);
+
+    /// @notice The start of epoch 0 (unix seconds).
+    function epochGenesis() external view returns (uint256);
+
+    /// @notice The length of an epoch in seconds.
+    function epochLength() external view returns (uint256);
+
+    /// @notice The epoch that contains the current block's time.
+    function currentEpoch() external view returns (uint256);
+
+    /// @notice Credits of work settled for `operator` in `epoch`.
+    function workOf(address operator, uint256 epoch) external view returns (uint256);
+
+    /// @notice Credits of work settled for all operators in `epoch`.
+    function epochWork(uint256 epoch) external view returns (uint256);
+
+    /// @notice `operator`'s work and every operator's work for each epoch from `fromEpoch` to `toEpoch` inclusive,
+    /// in one call (what a reward claim reads).
+    function workRange(address operator, uint256 fromEpoch, uint256 toEpoch)
+        external
+        view
+        returns (uint256[] memory operatorWork, uint256[] memory totalWork);
 }

@@ -11,15 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI
+
 from bme.node.app import CHAT_PATH, create_app
 from bme.node.auth import sign_request
 from bme.node.backends import Backend, ChatParams, Completion, PreparedChat, StreamEvent
 from bme.node.embedded import EmbeddedBackend
 from bme.node.server import BackgroundServer
 from bme.node.settings import NodeSettings
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from fastapi import FastAPI
 
 MODEL = "SmolLM2-135M-Instruct"
 PROMPT = "Write a long story about a robot who learns to paint."

@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account.signers.local import LocalAccount
+
 from bme.node.app import CHAT_PATH
 from bme.node.auth import HEADER_SIGNATURE, issue_token, sign_request
-from eth_account.signers.local import LocalAccount
 
 from .conftest import MODEL, PROMPT, Node, chat_body
 
@@ -41,7 +42,7 @@ def metric(node: Node, name: str, **labels: str) -> float:
     return 0.0 if value is None else float(value)
 
 
-# --- completions and usage ---------------------------------------------------------------------------------
+# --- completions and usage ----------------------------------------------------------------------------------
 
 
 def test_chat_completion_reports_exact_usage(node: Node) -> None:
@@ -85,7 +86,7 @@ def test_max_tokens_defaults_to_the_node_default(serve_node: Any) -> None:
         assert node.chat(body).json()["usage"]["completion_tokens"] == 5
 
 
-# --- who may call --------------------------------------------------------------------------------------------
+# --- who may call -------------------------------------------------------------------------------------------
 
 
 def test_unauthenticated_requests_get_401_without_touching_the_model(
@@ -151,7 +152,7 @@ def test_relayer_bearer_token_is_accepted(node: Node) -> None:
     assert response.json()["usage"]["completion_tokens"] == 2
 
 
-# --- bad requests --------------------------------------------------------------------------------------------
+# --- bad requests -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -163,12 +164,12 @@ def test_relayer_bearer_token_is_accepted(node: Node) -> None:
         (b'{"model": "SmolLM2-135M-Instruct", "messages": []}', "messages"),
         (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "wizard", "content": "x"}]}', "role"),
         (
-            b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "temperature": 9}',
+            json.dumps(chat_body("x") | {"temperature": 9}).encode(),
             "temperature",
         ),
         (b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "n": 2}', "n"),
         (
-            b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}',
+            json.dumps(chat_body("x") | {"tools": [{}]}).encode(),
             "tool",
         ),
         (b"\xff\xfe", "could not parse"),
@@ -234,7 +235,7 @@ def test_unknown_route_gets_an_openai_error(node: Node) -> None:
         assert_openai_error(http.get(CHAT_PATH), 405)
 
 
-# --- queue, timeouts -----------------------------------------------------------------------------------------
+# --- queue, timeouts ----------------------------------------------------------------------------------------
 
 
 def test_full_queue_gets_503_with_retry_after(serve_node: Any) -> None:
@@ -283,7 +284,7 @@ def test_full_queue_gets_503_with_retry_after(serve_node: Any) -> None:
 
 
 def test_request_over_the_timeout_gets_504(serve_node: Any) -> None:
-    with serve_node(request_timeout_s=0.3, max_tokens_limit=512) as node:
+    with serve_node(request_timeout_s=0.5, max_tokens_limit=512) as node:
         started = time.monotonic()
         response = node.chat(chat_body(max_tokens=500))
         assert_openai_error(response, 504, code="timeout")
@@ -291,7 +292,25 @@ def test_request_over_the_timeout_gets_504(serve_node: Any) -> None:
         assert node.chat(chat_body(max_tokens=1)).status_code == 200  # the slot and the model came back
 
 
-# --- streaming -----------------------------------------------------------------------------------------------
+def test_stream_over_the_timeout_ends_with_an_error_event(serve_node: Any) -> None:
+    with serve_node(request_timeout_s=0.5, max_tokens_limit=512) as node:
+        raw, headers = node.signed(chat_body(max_tokens=500, stream=True))
+        with node.client() as http, http.stream("POST", CHAT_PATH, content=raw, headers=headers) as response:
+            assert response.status_code == 200  # it started in time
+            events = list(sse_events(response))
+        assert "[DONE]" not in events
+        last = events[-1]
+        assert isinstance(last, dict) and last["error"]["code"] == "timeout"
+        assert any(
+            isinstance(e, dict) and e.get("choices") and e["choices"][0]["delta"].get("content")
+            for e in events
+        )
+        assert metric(node, "bme_node_rejections_total", reason="timeout") == 1
+        with node.client() as http:
+            assert http.get("/healthz").json()["running"] == 0
+
+
+# --- streaming ----------------------------------------------------------------------------------------------
 
 
 def test_streaming_sends_openai_chunks_then_usage_then_done(node: Node) -> None:
@@ -323,7 +342,7 @@ def test_streaming_without_include_usage_sends_no_usage_chunk(node: Node) -> Non
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
 
 
-# --- health and metrics --------------------------------------------------------------------------------------
+# --- health and metrics -------------------------------------------------------------------------------------
 
 
 def test_healthz_reports_backend_and_queue(node: Node) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
 from bme.node.auth import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
@@ -16,9 +20,6 @@ from bme.node.auth import (
     sign_request,
 )
 from bme.node.errors import Unauthorized
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 
 PATH = "/v1/chat/completions"
 BODY = b'{"model":"m","messages":[]}'

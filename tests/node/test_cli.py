@@ -11,13 +11,15 @@ import time
 from typing import Any
 
 import httpx
+from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
+
+from bme.errors import ConfigError
 from bme.node.app import CHAT_PATH
 from bme.node.auth import sign_request
 from bme.node.bench import run_node_bench
 from bme.node.cli import operator_app
 from bme.node.server import free_port
-from eth_account.signers.local import LocalAccount
-from typer.testing import CliRunner
 
 from .conftest import MODEL, chat_body
 
@@ -32,29 +34,23 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_serve_refuses_incomplete_settings(tmp_path: Any, monkeypatch: Any, relayer: LocalAccount) -> None:
     runner = CliRunner()
     monkeypatch.chdir(tmp_path)  # no stray .env
-    missing = runner.invoke(operator_app, ["serve"], env=clean_env())
-    assert missing.exit_code == 2
-    assert "trusted_relayer" in missing.output and "BME_NODE_TRUSTED_RELAYER" in missing.output
-    zero = runner.invoke(
-        operator_app,
-        ["serve", "--trusted-relayer", "0x" + "00" * 20, "--operator-address", relayer.address],
-        env=clean_env(),
+
+    def problem(*args: str) -> str:
+        result = runner.invoke(operator_app, ["serve", *args], env=clean_env())
+        assert isinstance(result.exception, ConfigError), result.output  # one line on stderr under `bme`
+        return str(result.exception)
+
+    missing = problem()
+    assert "trusted_relayer: Field required (option --trusted-relayer or BME_NODE_TRUSTED_RELAYER)" in missing
+    assert "operator_address: Field required" in missing
+    zero = problem("--trusted-relayer", "0x" + "00" * 20, "--operator-address", relayer.address)
+    assert "must not be the zero address" in zero
+    bad = problem("--trusted-relayer", relayer.address, "--operator-address", "0x1")
+    assert "operator_address: operator_address must be a 0x-prefixed 20-byte address" in bad
+    upstream = problem(
+        "--backend", "upstream", "--trusted-relayer", relayer.address, "--operator-address", relayer.address
     )
-    assert zero.exit_code == 2 and "zero address" in zero.output
-    upstream = runner.invoke(
-        operator_app,
-        [
-            "serve",
-            "--backend",
-            "upstream",
-            "--trusted-relayer",
-            relayer.address,
-            "--operator-address",
-            relayer.address,
-        ],
-        env=clean_env(),
-    )
-    assert upstream.exit_code == 2 and "upstream_url" in upstream.output
+    assert "needs upstream_url and upstream_model" in upstream
 
 
 def test_serve_runs_the_embedded_node_until_interrupted(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bme.node.backends import ChatMessage, ChatParams, Completion, Finished, TextDelta
 from bme.node.embedded import EmbeddedBackend, stop_holdback
 from bme.node.errors import ModelFileNotFound, PromptTooLarge

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from bme.node.errors import ServerBusy
 from bme.node.limits import AdmissionGate
 

@@ -1,11 +1,12 @@
-"""The official `openai` client against a real node, unchanged but for its base URL (and a relayer token as key)."""
+"""The official `openai` client against a real node, unchanged but for its base URL (and a relayer token)."""
 
 from __future__ import annotations
 
 import openai
 import pytest
-from bme.node.auth import issue_token
 from openai import OpenAI
+
+from bme.node.auth import issue_token
 
 from .conftest import MODEL, PROMPT, Node
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from bme.node.app import CHAT_PATH
 from bme.node.auth import issue_token
 from bme.node.backends import ChatMessage, ChatParams
@@ -77,9 +78,10 @@ def test_upstream_streaming_passes_text_and_usage_through(front: Node, node: Nod
 
 def test_upstream_refusal_is_passed_on(front: Node) -> None:
     # Node B allows 1000 tokens, node A only 512: A's 400 reaches the caller with A's message.
-    response = front.chat(chat_body(max_tokens=600) | {"model": PUBLIC_NAME})
-    assert_openai_error(response, 400, match="at most 512")
-    assert response.json()["error"]["message"].startswith("Upstream:")
+    for stream in (False, True):
+        response = front.chat(chat_body(max_tokens=600, stream=stream) | {"model": PUBLIC_NAME})
+        assert_openai_error(response, 400, match="at most 512")
+        assert response.json()["error"]["message"].startswith("Upstream:")
 
 
 def test_upstream_auth_failure_is_a_502(node: Node, make_settings: Any, serve_node: Any) -> None:
@@ -94,10 +96,11 @@ def test_unreachable_upstream_is_a_502(make_settings: Any, serve_node: Any) -> N
     with serve_node(backend=UpstreamBackend.from_settings(settings), settings=settings) as b:
         response = b.chat(chat_body(max_tokens=2) | {"model": PUBLIC_NAME})
         assert_openai_error(response, 502, code="upstream_error", match="could not be reached")
-        raw, headers = b.signed(chat_body(max_tokens=2, stream=True) | {"model": PUBLIC_NAME})
-        with b.client() as http, http.stream("POST", CHAT_PATH, content=raw, headers=headers) as streamed:
-            events = list(sse_events(streamed))
-        assert isinstance(events[-1], dict) and events[-1]["error"]["code"] == "upstream_error"
+        # A stream that cannot start is an HTTP error too, not a 200 with an error event.
+        streamed = b.chat(chat_body(max_tokens=2, stream=True) | {"model": PUBLIC_NAME})
+        assert_openai_error(streamed, 502, code="upstream_error", match="could not be reached")
+        with b.client() as http:
+            assert http.get("/healthz").json()["running"] == 0
 
 
 # An upstream that misbehaves: a stand-in server (httpx's in-process transport), not a model.

@@ -39,7 +39,12 @@ class ChainVersusModel(RuleBasedStateMachine):
         super().__init__()
         self.snapshot = self.chain.snapshot()
         self.now = max(int(self.chain.blocks.head.timestamp), int(self.chain.pending_timestamp)) + 1
-        self.model = ProtocolModel(now=self.now, window_start=self.p.window_start)
+        self.model = ProtocolModel(
+            now=self.now,
+            window_start=self.p.window_start,
+            epoch_genesis=self.p.escrow.epochGenesis(),
+            epoch_length=self.p.escrow.epochLength(),
+        )
         self.model.models[1] = (100_000, 200_000, True)
         for u in self.p.users:
             self.model.mint_genesis(u.address, GENESIS)
@@ -213,8 +218,11 @@ class ChainVersusModel(RuleBasedStateMachine):
         for a in [*p.users, *p.operators]:
             assert token.balanceOf(a.address).call() == m.cmp.get(a.address, 0)
             assert credit.balanceOf(a.address).call() == m.crd.get(a.address, 0)
+        epoch = m.current_epoch
+        assert escrow.epochWork(epoch).call() == m.epoch_work.get(epoch, 0)
         for op in p.operators:
             assert escrow.earningsOf(op.address).call() == m.earnings.get(op.address, 0)
+            assert escrow.workOf(op.address, epoch).call() == m.work.get((op.address, epoch), 0)
         for job_id in self.job_ids[-3:]:
             assert JobStatus(escrow.jobOf(job_id).call()[4]) == m.jobs[job_id].status
 

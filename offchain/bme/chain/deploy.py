@@ -43,6 +43,7 @@ class DeployConfig:
     """What to deploy with. Addresses left empty default to the deployer."""
 
     timelock_delay: int = 2 * 24 * 3600
+    epoch_length: int = 24 * 3600  # Helium's 24 h epochs; AEP-79 allows 65 s to 93,600 s
     price: int = 10**18  # $1.00 per CMP
     confidence: int = 0
     models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])
@@ -120,7 +121,9 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian
     )
     bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
-    escrow = client.deploy(deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian)
+    escrow = client.deploy(
+        deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian, config.epoch_length
+    )
 
     minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")
     send(deployer, bme.functions.setJobEscrow(escrow.address))

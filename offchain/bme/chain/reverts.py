@@ -34,6 +34,8 @@ MESSAGES: dict[str, str] = {
     "JobEscrowZeroOperator": "job {0:#x}: the operator must not be the zero address",
     "JobEscrowInsufficientEarnings": "{0} has earned {1} credit units, fewer than the {2} requested",
     "JobEscrowNotBme": "only the BME core may call this (caller {0})",
+    "JobEscrowInvalidEpochLength": "an epoch must last 65 s to 93,600 s ({0} given)",
+    "JobEscrowInvalidEpochRange": "the epoch range {0} to {1} is reversed",
     "ComputeCreditTransferRestricted": "CRD cannot be transferred between accounts ({0} to {1})",
     "ManualPriceOracleZeroPrice": "the price must be positive",
     "ManualPriceOracleBadTimestamp": "the price time {0} must follow the last ({1}) and not be in the future",

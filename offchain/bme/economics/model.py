@@ -83,6 +83,8 @@ class ProtocolModel:
 
     now: int
     window_start: int
+    epoch_genesis: int = 0
+    epoch_length: int = 86_400
     params: Parameters = field(default_factory=Parameters)
     oracle: Oracle = field(default_factory=Oracle)
     seed_tokens: int = 0
@@ -97,6 +99,8 @@ class ProtocolModel:
     cmp: dict[str, int] = field(default_factory=dict)
     crd: dict[str, int] = field(default_factory=dict)
     earnings: dict[str, int] = field(default_factory=dict)
+    work: dict[tuple[str, int], int] = field(default_factory=dict)
+    epoch_work: dict[int, int] = field(default_factory=dict)
     jobs: dict[int, Job] = field(default_factory=dict)
     models: dict[int, tuple[int, int, bool]] = field(default_factory=dict)
     cmp_minted: int = 0
@@ -123,6 +127,10 @@ class ProtocolModel:
     @property
     def total_earnings(self) -> int:
         return sum(self.earnings.values())
+
+    @property
+    def current_epoch(self) -> int:
+        return (self.now - self.epoch_genesis) // self.epoch_length
 
     def checked_price(self) -> tuple[int, int]:
         """The oracle price and confidence, or the revert the BME core gives for the reading."""
@@ -276,9 +284,12 @@ class ProtocolModel:
             charge = min(cost, job.max_credits)
             staged.append((s, job, charge, job.max_credits - charge))
             seen.add(s.job_id)
+        epoch = self.current_epoch
         for s, job, charge, refund in staged:
             job.status = JobStatus.SETTLED
             self.earnings[s.operator] = self.earnings.get(s.operator, 0) + charge
+            self.work[(s.operator, epoch)] = self.work.get((s.operator, epoch), 0) + charge
+            self.epoch_work[epoch] = self.epoch_work.get(epoch, 0) + charge
             self.crd[job.payer] = self.crd.get(job.payer, 0) + refund
         return [(charge, refund) for _, _, charge, refund in staged]
 

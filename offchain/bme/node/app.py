@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.node.auth import RelayerVerifier
-from bme.node.backends import Backend, Finished, PreparedChat
+from bme.node.backends import Backend, Finished, StreamEvent, TextDelta
 from bme.node.errors import InvalidRequest, ModelNotFound, NodeError, PayloadTooLarge, PromptTooLarge
 from bme.node.limits import AdmissionGate
 from bme.node.metrics import CONTENT_TYPE, NodeMetrics
@@ -77,12 +77,10 @@ def create_app(
     app = FastAPI(
         title="BME operator node", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
-    app.state.settings, app.state.backend, app.state.gate, app.state.metrics = (
-        settings,
-        backend,
-        gate,
-        metrics,
-    )
+    app.state.settings = settings
+    app.state.backend = backend
+    app.state.gate = gate
+    app.state.metrics = metrics
     app.add_middleware(_RequestMetrics, metrics=metrics)
     _install_error_handlers(app, metrics)
 
@@ -117,7 +115,8 @@ def create_app(
 
     @app.post(CHAT_PATH)
     async def chat_completions(request: Request) -> Response:
-        deadline = time.monotonic() + settings.request_timeout_s
+        started = time.monotonic()
+        deadline = started + settings.request_timeout_s
         body = await _read_body(request, settings.max_body_bytes)
         verifier.verify(request.method, _request_target(request.scope), request.headers, body)
         chat = parse_chat_request(body)
@@ -154,8 +153,17 @@ def create_app(
                 release()
             metrics.record_usage(backend.model_id, completion.finish_reason, completion.usage)
             return JSONResponse(completion_body(new_completion_id(), backend.model_id, completion))
+        # Wait for the first event before answering, so that a failure to start (an unreachable or
+        # refusing upstream, a timeout in the queue of model instances) is a proper HTTP error.
+        events = backend.stream(prepared, deadline=deadline)
+        try:
+            first = await anext(events)
+        except BaseException:
+            await events.aclose()
+            release()
+            raise
         return _SlotStreamingResponse(
-            _stream_events(backend, metrics, chat, prepared, deadline, release),
+            _stream_events(backend.model_id, metrics, chat, events, first, started, release),
             release=release,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -165,34 +173,35 @@ def create_app(
 
 
 async def _stream_events(
-    backend: Backend,
+    model_id: str,
     metrics: NodeMetrics,
     chat: ChatCompletionRequest,
-    prepared: PreparedChat,
-    deadline: float,
+    events: AsyncGenerator[StreamEvent, None],
+    first: StreamEvent,
+    started: float,
     release: Callable[[], None],
 ) -> AsyncIterator[bytes]:
-    started = time.monotonic()
-    writer = ChunkWriter(new_completion_id(), backend.model_id, include_usage=chat.include_usage)
-    first = True
+    """The SSE body: a role chunk, text chunks, a finish chunk, the usage chunk if asked, then [DONE]."""
+    writer = ChunkWriter(new_completion_id(), model_id, include_usage=chat.include_usage)
     try:
         yield writer.delta({"role": "assistant", "content": ""})
-        async with aclosing(backend.stream(prepared, deadline=deadline)) as events:
-            async for event in events:
+        async with aclosing(events):
+            event: StreamEvent | None = first
+            if isinstance(first, TextDelta):
+                metrics.ttft.observe(time.monotonic() - started)
+            while event is not None:
                 if isinstance(event, Finished):
                     yield writer.delta({}, finish_reason=event.finish_reason)
                     usage_chunk = writer.usage(event.usage)
                     if usage_chunk is not None:
                         yield usage_chunk
-                    metrics.record_usage(backend.model_id, event.finish_reason, event.usage)
+                    metrics.record_usage(model_id, event.finish_reason, event.usage)
                     break
-                if first:
-                    metrics.ttft.observe(time.monotonic() - started)
-                    first = False
                 yield writer.delta({"content": event.text})
+                event = await anext(events, None)
         yield SSE_DONE
     except NodeError as exc:
-        # Headers (200) are gone already: OpenAI's clients raise on an `error` event.
+        # The headers (200) are sent already: OpenAI's clients raise on an `error` event.
         metrics.rejections.labels(_reason(exc)).inc()
         yield sse(exc.body())
     finally:

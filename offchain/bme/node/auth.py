@@ -46,7 +46,7 @@ import coincurve
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from eth_utils import to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
 
 from bme.node.errors import Unauthorized
 
@@ -231,7 +231,8 @@ class RelayerVerifier:
         now = self._clock()
         if abs(now - timestamp) > self.max_skew_s:
             raise Unauthorized(
-                f"Stale credential: timestamp {timestamp} is more than {self.max_skew_s}s from the node's clock."
+                f"Stale credential: timestamp {timestamp} is more than {self.max_skew_s}s "
+                "from the node's clock."
             )
         if self._nonces.seen(nonce, now):
             raise Unauthorized("Replayed credential: this nonce was already used.")

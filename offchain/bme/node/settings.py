@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,7 +38,7 @@ class NodeSettings(BaseSettings):
     backend: Literal["embedded", "upstream"] = "embedded"
     model_name: str | None = Field(
         default=None,
-        description="The model id clients ask for; defaults to SmolLM2-135M-Instruct (embedded) or upstream_model.",
+        description="The model id clients ask for; default: SmolLM2-135M-Instruct, or upstream_model.",
     )
 
     # Embedded backend (llama-cpp-python).
@@ -49,7 +49,7 @@ class NodeSettings(BaseSettings):
     n_threads: int | None = Field(
         default=None,
         ge=1,
-        description="Threads per model instance; defaults to the cores divided by instances.",
+        description="Threads per model instance; default: all cores but one, shared out among instances.",
     )
     n_batch: int = Field(default=512, ge=1)
     seed: int = Field(default=0, ge=0, description="Sampling seed when the request gives none.")
@@ -63,7 +63,7 @@ class NodeSettings(BaseSettings):
     # Who may call the paid endpoints.
     trusted_relayer: str = Field(description="The relayer address whose signatures the node accepts.")
     operator_address: str = Field(
-        description="This node's operator address: credentials must name it, so they cannot be replayed to another node."
+        description="This node's operator address: credentials name it, so they cannot be replayed elsewhere."
     )
     auth_max_skew_s: int = Field(default=30, ge=1, description="Freshness window of per-request signatures.")
     token_max_ttl_s: int = Field(
@@ -124,7 +124,13 @@ class NodeSettings(BaseSettings):
 
     @property
     def threads_per_instance(self) -> int:
-        """Threads each embedded model instance uses: the cores shared out among the instances."""
+        """Threads each embedded model instance uses: all cores but one, shared out among the instances.
+
+        One core is left to the HTTP loop, the token-by-token Python work and whatever else runs on the
+        machine: llama.cpp's threads meet at a spinning barrier after every operation, so when one of them
+        loses its core to another process a token can take a hundred times longer (measured on 2 cores:
+        64 tokens in 27 s with 2 threads beside a busy process, 1.1 s with 1).
+        """
         if self.n_threads is not None:
             return self.n_threads
-        return max(1, (os.cpu_count() or 1) // self.max_concurrency)
+        return max(1, ((os.cpu_count() or 1) - 1) // self.max_concurrency)

@@ -1,4 +1,4 @@
-"""The upstream backend: forwards to any OpenAI-compatible server (vLLM, llama.cpp's server, Ollama, a hosted API).
+"""The upstream backend: forwards to an OpenAI-compatible server (vLLM, llama.cpp's server, Ollama, an API).
 
 The node cannot count another server's tokens, so it reports the upstream's own usage: from the response
 body, or, when streaming, from the final usage chunk it asks for with ``stream_options.include_usage``.
