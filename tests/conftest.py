@@ -32,12 +32,15 @@ class Deployed:
     credit: Any
     bme: Any
     escrow: Any
+    registry: Any
+    emissions: Any
     deployer: Any
     governor_proposer: Any
     relayer: Any
     users: list[Any]
     operators: list[Any]
     window_start: int
+    slasher: Any
 
 
 def local_account(ape_account: Any) -> LocalAccount:
@@ -56,6 +59,7 @@ def protocol(accounts: Any, project: Any, chain: Any) -> Deployed:
             timelock_delay=3600,
             genesis={u.address: GENESIS for u in users},
             relayers=[relayer.address],
+            slasher=deployer.address,
         ),
     )
     d = deployed.deployment
@@ -69,19 +73,25 @@ def protocol(accounts: Any, project: Any, chain: Any) -> Deployed:
         credit=project.ComputeCredit.at(d.credit),
         bme=bme,
         escrow=project.JobEscrow.at(d.escrow),
+        registry=project.OperatorRegistry.at(d.registry),
+        emissions=project.EmissionSchedule.at(d.emissions),
         deployer=deployer,
         governor_proposer=deployer,
         relayer=relayer,
         users=users,
         operators=operators,
         window_start=d.deployed_at,
+        slasher=deployer,
     )
 
 
 def push_price(p: Deployed, chain: Any, price: int, confidence: int = 0) -> int:
-    """Mines a block and pushes `price` observed at its time; returns that time."""
-    chain.mine()
-    ts = int(chain.blocks.head.timestamp)
+    """Mines a block one second after the head and pushes `price` observed at its time; returns that time.
+
+    (anvil gives blocks mined in the same wall-clock second the same time: a plain mine could repeat the
+    previous push's time, which the oracle refuses.)"""
+    ts = int(chain.blocks.head.timestamp) + 1
+    chain.mine(timestamp=ts)
     p.oracle.pushPrice(price, confidence, ts, sender=p.deployer)
     return ts
 

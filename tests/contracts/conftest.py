@@ -25,6 +25,12 @@ def wallet(protocol: Deployed, accounts: Any) -> Any:
 
 
 @pytest.fixture
-def fresh_dollar(protocol: Deployed, chain: Any) -> int:
-    """A fresh $1.00 price (as the shared `fresh_price`, but robust on anvil: see `helpers.push`)."""
+def fresh_price(protocol: Deployed, chain: Any) -> int:
+    """A fresh $1.00 price, so calls that need the oracle pass its staleness check.
+
+    Overrides the shared fixture of the same name for the contract tests, pushing one second after the head
+    (`helpers.push`) instead of at the head's time: anvil mines every block of a wall-clock second with the
+    same timestamp, so the shared `push_price` can repeat the last push's time, which the oracle refuses
+    (ManualPriceOracleBadTimestamp) when a test starts within a second of the last push.
+    """
     return push(protocol, chain, CMP)

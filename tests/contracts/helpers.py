@@ -22,7 +22,9 @@ from eth_abi import decode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
+from bme.chain.deploy import SMOLLM2
 from tests.conftest import Deployed
 
 #: The job escrow's job states (IJobEscrow.JobStatus).
@@ -32,6 +34,8 @@ HEALTHY, WARNING, HALT_CR, HALT_ORACLE = 0, 1, 2, 3
 #: A timelock operation's zero predecessor.
 ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
+#: The model the deployment lists: SmolLM2, 100,000 (input) and 200,000 (output) CRD units per million tokens.
+MODEL = SMOLLM2.model_id
 
 
 def _normalise(value: Any) -> Any:
@@ -48,7 +52,8 @@ def _normalise(value: Any) -> Any:
 def _revert_data(exc: ContractLogicError) -> bytes:
     """The raw revert data of an error Ape could not decode, from the forms the two providers report it in."""
     message = exc.revert_message or ""
-    # anvil, for calls: "custom error 0x<selector>: <arguments>", the arguments as text when valid UTF-8.
+    # anvil, for calls: "custom error 0x<selector>: <arguments>", the arguments as text when valid UTF-8 (Ape
+    # strips trailing whitespace bytes from that text, so a view's revert is better read by `call_reverts`).
     if match := re.fullmatch(r"custom error (0x[0-9a-fA-F]{8}):? ?(.*)", message, re.DOTALL):
         selector, rest = match.groups()
         hex_rest = re.fullmatch(r"(?:[0-9a-f]{64})*", rest) is not None
@@ -62,18 +67,29 @@ def _revert_data(exc: ContractLogicError) -> bytes:
         raise AssertionError(f"cannot read the revert data of {message!r}") from err
 
 
-def _error_inputs(exc: ContractLogicError, error: Any) -> dict[str, Any]:
-    """The arguments of `exc`, which must be the custom error `error` (decoded by Ape or from raw data)."""
+def _decode(error: Any, data: bytes, shown: Any) -> dict[str, Any]:
     abi = error.abi
-    if isinstance(exc, CustomError):
-        assert exc.abi.selector == abi.selector, f"expected {abi.selector}, reverted with {exc.abi.selector}"
-        return dict(exc.inputs)
-    data = _revert_data(exc)
-    assert data[:4] == keccak(text=abi.selector)[:4], (
-        f"expected {abi.selector}, reverted with {exc.revert_message!r}"
-    )
+    assert data[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, reverted with {shown!r}"
     values = decode([i.canonical_type for i in abi.inputs], data[4:])
     return {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
+
+
+def _error_inputs(exc: ContractLogicError, error: Any) -> dict[str, Any]:
+    """The arguments of `exc`, which must be the custom error `error` (decoded by Ape or from raw data)."""
+    if isinstance(exc, CustomError):
+        assert exc.abi.selector == error.abi.selector, (
+            f"expected {error.abi.selector}, reverted with {exc.abi.selector}"
+        )
+        return dict(exc.inputs)
+    return _decode(error, _revert_data(exc), exc.revert_message)
+
+
+def _check_inputs(error: Any, actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    for name, value in expected.items():
+        assert name in actual, f"{error.abi.selector} has no argument {name!r}"
+        assert _normalise(actual[name]) == _normalise(value), (
+            f"{name}: expected {value!r}, got {actual[name]!r}"
+        )
 
 
 @contextmanager
@@ -81,12 +97,28 @@ def reverts(error: Any, **expected: Any) -> Iterator[Any]:
     """Asserts that the block reverts with the custom error `error` and, for each keyword, that argument."""
     with ape.reverts() as info:
         yield info
-    actual = _error_inputs(info.value, error)
-    for name, value in expected.items():
-        assert name in actual, f"{error.abi.selector} has no argument {name!r}"
-        assert _normalise(actual[name]) == _normalise(value), (
-            f"{name}: expected {value!r}, got {actual[name]!r}"
-        )
+    _check_inputs(error, _error_inputs(info.value, error), expected)
+
+
+def call_reverts(error: Any, method: Any, *args: Any, **expected: Any) -> None:
+    """`reverts` for a view call `method(*args)`.
+
+    anvil reports a call's revert data as text that Ape strips of trailing whitespace bytes (0x1e is one), so
+    the raw data is read with a plain `eth_call` instead; the in-process provider's errors Ape decodes itself.
+    """
+    request = {"to": method.contract.address, "data": "0x" + bytes(method.encode_input(*args)).hex()}
+    try:
+        ape.chain.provider.web3.eth.call(request)
+    except Web3ContractLogicError as err:
+        if isinstance(err.data, str) and err.data.startswith("0x"):
+            _check_inputs(error, _decode(error, bytes(HexBytes(err.data)), err.data), expected)
+            return
+    except Exception:  # the in-process provider raises its own type: let Ape decode it below
+        pass
+    else:
+        raise AssertionError(f"{method} did not revert")
+    with reverts(error, **expected):
+        method(*args)
 
 
 # ---------------------------------------------------------------- chain time
@@ -111,8 +143,8 @@ def next_tx_at(chain: Any, timestamp: int) -> None:
 def push(p: Deployed, chain: Any, price: int, confidence: int = 0) -> int:
     """Pushes `price` observed one second after the head, in a block of that time; returns that time.
 
-    Unlike `tests.conftest.push_price`, this never reuses the head's second: anvil, after a snapshot revert,
-    may mine the next block in the same second as the last push, which the oracle would refuse.
+    Unlike `tests.conftest.push_price`, this never reuses the head's second: anvil mines every block of a
+    wall-clock second with the same timestamp, and the oracle refuses a push no later than the last one.
     """
     ts = head_time(chain) + 1
     price_at(p, chain, ts, price, confidence)
@@ -240,3 +272,15 @@ def event_args(receipt: Any, event: Any) -> list[dict[str, Any]]:
 def normalised(**kwargs: Any) -> dict[str, Any]:
     """Expected event arguments in the form `event_args` gives them."""
     return {k: _normalise(v) for k, v in kwargs.items()}
+
+
+def earn(p: Deployed, chain: Any, operator: Any, payer: Any, tokens: int, charge: int, n: int) -> int:
+    """`payer` burns `tokens` for a job on model 1 (at the current price) that the relayer settles, charging
+    `charge` credit units to `operator`'s earnings; returns the job's id. Needs a fresh price."""
+    spec = spec_hash(n)
+    p.escrow.burnForJob(tokens, 0, MODEL, spec, head_time(chain) + 3600, sender=payer)
+    job_id = int(p.escrow.jobIdFor(payer, spec))
+    p.escrow.settle(
+        [settlement(job_id, operator, 0, output_tokens_for(charge), result_hash(n))], sender=p.relayer
+    )
+    return job_id

@@ -16,6 +16,7 @@ from tests.contracts.helpers import (
     ZERO_ADDRESS,
     Governance,
     advance,
+    call_reverts,
     event_args,
     head_time,
     next_tx_at,
@@ -176,8 +177,7 @@ def test_chainlink_oracle_non_positive_answer_reverts(
 ) -> None:
     feed, adapter = chainlink(project, protocol, 8)
     feed.setAnswer(answer, head_time(chain), sender=protocol.deployer)
-    with reverts(adapter.ChainlinkPriceOracleNonPositive, answer=answer):
-        adapter.latestPrice()
+    call_reverts(adapter.ChainlinkPriceOracleNonPositive, adapter.latestPrice, answer=answer)
 
 
 @pytest.mark.parametrize("age", [FEED_STALENESS + 60, "zero", "future"])
@@ -188,8 +188,12 @@ def test_chainlink_oracle_stale_answer_reverts(
     now = head_time(chain)
     updated_at = {"zero": 0, "future": now + 600}.get(age, now - FEED_STALENESS - 60)
     feed.setAnswer(10**8, updated_at, sender=protocol.deployer)
-    with reverts(adapter.ChainlinkPriceOracleStale, updatedAt=updated_at, maxStaleness=FEED_STALENESS):
-        adapter.latestPrice()
+    call_reverts(
+        adapter.ChainlinkPriceOracleStale,
+        adapter.latestPrice,
+        updatedAt=updated_at,
+        maxStaleness=FEED_STALENESS,
+    )
 
 
 def test_chainlink_oracle_answer_within_its_staleness_is_accepted(
@@ -244,11 +248,9 @@ def test_bme_views_needing_a_price_revert_when_stale(protocol: Deployed, chain: 
     advance(chain, 120)
     bme = protocol.bme
     for view in (bme.checkedPrice, bme.collateralRatioBps):
-        with reverts(bme.BmeOracleStale, updatedAt=t0, maxAge=MAX_AGE):
-            view()
+        call_reverts(bme.BmeOracleStale, view, updatedAt=t0, maxAge=MAX_AGE)
     for quote in (bme.quoteBurn, bme.quoteTokensForCredits, bme.quoteRedeem):
-        with reverts(bme.BmeOracleStale, updatedAt=t0, maxAge=MAX_AGE):
-            quote(100)
+        call_reverts(bme.BmeOracleStale, quote, 100 * CMP, updatedAt=t0, maxAge=MAX_AGE)
 
 
 def test_bme_burn_with_uncertain_price_reverts(protocol: Deployed, chain: Any) -> None:
@@ -328,7 +330,7 @@ def status_changes(tx: Any, p: Deployed) -> list[dict[str, Any]]:
     return event_args(tx, p.bme.StatusChanged)
 
 
-def test_sync_status_with_good_price_keeps_healthy(protocol: Deployed, fresh_dollar: int) -> None:
+def test_sync_status_with_good_price_keeps_healthy(protocol: Deployed, fresh_price: int) -> None:
     tx = protocol.bme.syncStatus(sender=protocol.users[0])
     assert protocol.bme.status() == HEALTHY
     assert status_changes(tx, protocol) == []

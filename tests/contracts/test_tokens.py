@@ -189,7 +189,7 @@ def test_credit_roles_are_held_by_the_protocol_contracts(protocol: Deployed) -> 
         assert not credit.hasRole(protocol_role, account)
 
 
-def test_credit_transfer_between_users_reverts(protocol: Deployed, fresh_dollar: int) -> None:
+def test_credit_transfer_between_users_reverts(protocol: Deployed, fresh_price: int) -> None:
     a, b = protocol.users[0], protocol.users[1]
     protocol.bme.burn(100 * CMP, 0, sender=a)
     with reverts(protocol.credit.ComputeCreditTransferRestricted, **{"from": a, "to": b}):
@@ -199,7 +199,7 @@ def test_credit_transfer_between_users_reverts(protocol: Deployed, fresh_dollar:
 
 
 def test_credit_transfer_from_between_users_reverts_despite_an_allowance(
-    protocol: Deployed, fresh_dollar: int
+    protocol: Deployed, fresh_price: int
 ) -> None:
     a, b, c = protocol.users[0], protocol.users[1], protocol.users[2]
     protocol.bme.burn(100 * CMP, 0, sender=a)
@@ -210,7 +210,7 @@ def test_credit_transfer_from_between_users_reverts_despite_an_allowance(
 
 
 def test_credit_transfer_to_and_from_a_protocol_contract_is_allowed(
-    protocol: Deployed, gov: Governance, fresh_dollar: int
+    protocol: Deployed, gov: Governance, fresh_price: int
 ) -> None:
     credit, user, other = protocol.credit, protocol.users[0], protocol.users[1]
     vault = protocol.users[3]  # stands in for a future protocol contract
@@ -239,7 +239,7 @@ def test_credit_mint_by_account_without_minter_role_reverts(protocol: Deployed, 
 
 
 def test_credit_burn_from_by_account_without_minter_role_reverts(
-    protocol: Deployed, fresh_dollar: int
+    protocol: Deployed, fresh_price: int
 ) -> None:
     victim, attacker = protocol.users[0], protocol.users[1]
     protocol.bme.burn(100 * CMP, 0, sender=victim)
