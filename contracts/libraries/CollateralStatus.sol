@@ -14,7 +14,7 @@ enum Status {
 
 /// @title CollateralStatus
 /// @notice The status machine, with hysteresis: a status entered because the CR fell below a threshold is left only
-/// once the CR is back above that threshold plus `hysteresisBps`, so the status does not flap around a threshold.
+/// once the CR is back at or above that threshold plus `hysteresisBps`, so the status does not flap around a threshold.
 /// Akash's BME has no hysteresis; this is the project's addition. Leaving HaltOracle counts as leaving a halt.
 /// Mirrored by `offchain/bme/economics/status.py`.
 library CollateralStatus {

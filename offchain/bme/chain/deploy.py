@@ -15,6 +15,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from bme.chain.client import ChainClient
+from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
@@ -52,6 +53,16 @@ class DeployConfig:
     feeder: str = ""
     guardian: str = ""
     proposer: str = ""
+    slasher: str = ""  # the operator registry's slasher; defaults to the timelock
+    emission_segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
+    emission_hard_cap: int = DEFAULT_HARD_CAP
+    min_stake: int | None = None  # None: the registry's default (1,000 CMP)
+    unbonding_delay: int | None = None  # None: the registry's default (21 days)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The emission schedule, checked as its constructor checks it."""
+        return Schedule(tuple(self.emission_segments), self.emission_hard_cap)
 
 
 @dataclass
@@ -67,6 +78,8 @@ class Deployment:
     escrow: str
     deployed_at: int
     block_number: int
+    registry: str = ""
+    emissions: str = ""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +102,8 @@ class Protocol:
     credit: Contract
     bme: Contract
     escrow: Contract
+    registry: Contract
+    emissions: Contract
 
     @classmethod
     def at(cls, client: ChainClient, d: Deployment) -> Protocol:
@@ -101,6 +116,8 @@ class Protocol:
             client.contract("ComputeCredit", d.credit),
             client.contract("BurnMintEquilibrium", d.bme),
             client.contract("JobEscrow", d.escrow),
+            client.contract("OperatorRegistry", d.registry),
+            client.contract("EmissionSchedule", d.emissions),
         )
 
 
@@ -110,6 +127,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     feeder = config.feeder or me
     guardian = config.guardian or me
     proposer = config.proposer or me
+    schedule = config.schedule
     send = client.send
 
     timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, [proposer], [proposer], me)
@@ -123,6 +141,24 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
     escrow = client.deploy(
         deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian, config.epoch_length
+    )
+    registry = client.deploy(
+        deployer,
+        "OperatorRegistry",
+        token.address,
+        escrow.address,
+        me,
+        Web3.to_checksum_address(config.slasher) if config.slasher else gov,
+    )
+    emissions = client.deploy(
+        deployer,
+        "EmissionSchedule",
+        escrow.address,
+        registry.address,
+        bme.address,
+        token.address,
+        schedule.hard_cap,
+        [s.as_tuple() for s in schedule.segments],
     )
 
     minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")
@@ -139,6 +175,13 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
                 m.model_id, m.name, m.input_price_per_million, m.output_price_per_million
             ),
         )
+    # Emissions mint through the BME core's rolling window, sized as Helium's breaker: 5x epoch emission.
+    send(deployer, bme.functions.grantRole(role("EMITTER_ROLE"), emissions.address))
+    send(deployer, bme.functions.setMintLimit(schedule.mint_limit))
+    if config.min_stake is not None:
+        send(deployer, registry.functions.setMinStake(config.min_stake))
+    if config.unbonding_delay is not None:
+        send(deployer, registry.functions.setUnbondingDelay(config.unbonding_delay))
     for relayer in config.relayers:
         send(deployer, escrow.functions.grantRole(role("RELAYER_ROLE"), Web3.to_checksum_address(relayer)))
     if config.genesis:
@@ -148,7 +191,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         send(deployer, token.functions.renounceRole(minter, me))
 
     # Hand-over: the timelock becomes admin and governor everywhere; the deployer keeps nothing.
-    for c in (bme, escrow):
+    for c in (bme, escrow, registry):
         send(deployer, c.functions.grantRole(governor, gov))
         send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))
         send(deployer, c.functions.renounceRole(governor, me))
@@ -172,5 +215,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         escrow=escrow.address,
         deployed_at=bme_deployed_at,
         block_number=client.w3.eth.block_number,
+        registry=registry.address,
+        emissions=emissions.address,
     )
-    return Protocol(client, deployment, timelock, oracle, token, credit, bme, escrow)
+    return Protocol(client, deployment, timelock, oracle, token, credit, bme, escrow, registry, emissions)

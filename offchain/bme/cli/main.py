@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bme.errors import BmeError
 
@@ -51,6 +52,8 @@ def _register_optional() -> None:
         from bme.node.cli import bench_node_command, operator_app
     except ImportError:
         return
+    import bme.cli.operator  # noqa: F401  (adds register, claim, redeem... to operator_app)
+
     app.add_typer(operator_app, name="operator")
     bench_app.command("node")(bench_node_command)
 
@@ -63,7 +66,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except BmeError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # One line whatever the terminal's width; the message is text, not markup.
+        err_console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
         raise SystemExit(1) from None
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

@@ -338,6 +338,41 @@ class ProtocolModel:
         self.cmp_minted += tokens
         return tokens
 
+    # ------------------------------------------------------------------ emissions and CMP movements
+
+    def check_mint_emission(self, tokens: int) -> WindowState:
+        """The checks of `BurnMintEquilibrium.mintEmission`, in order; returns the mint window after it."""
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        if tokens == 0:
+            raise ModelRevert("BmeZeroAmount")
+        window = consume(self.window, self.now, self.params.mint_window, self.mint_limit, tokens)
+        if window is None:
+            raise ModelRevert("BmeRateLimited", tokens)
+        return window
+
+    def mint_emission(self, to: str, tokens: int, window: WindowState | None = None) -> None:
+        """Mirror of `BurnMintEquilibrium.mintEmission` (the emission schedule's mint)."""
+        self.window = window if window is not None else self.check_mint_emission(tokens)
+        self.cmp[to] = self.cmp.get(to, 0) + tokens
+        self.cmp_minted += tokens
+
+    def transfer_cmp(self, sender: str, to: str, amount: int) -> None:
+        """An ERC-20 transfer of CMP (`transfer`, or `transferFrom` with a sufficient allowance)."""
+        balance = self.cmp.get(sender, 0)
+        if balance < amount:
+            raise ModelRevert("ERC20InsufficientBalance", sender, balance, amount)
+        self.cmp[sender] = balance - amount
+        self.cmp[to] = self.cmp.get(to, 0) + amount
+
+    def burn_cmp(self, holder: str, amount: int) -> None:
+        """CMP burned by its holder (`ERC20Burnable.burn`)."""
+        balance = self.cmp.get(holder, 0)
+        if balance < amount:
+            raise ModelRevert("ERC20InsufficientBalance", holder, balance, amount)
+        self.cmp[holder] = balance - amount
+        self.cmp_burned += amount
+
     def mint_genesis(self, to: str, amount: int) -> None:
         """The deployment's genesis allocation."""
         self.cmp[to] = self.cmp.get(to, 0) + amount

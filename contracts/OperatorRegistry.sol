@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IOperatorRegistry, OperatorStatus} from "./interfaces/IOperatorRegistry.sol";
+import {IComputeToken} from "./interfaces/IComputeToken.sol";
+import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
+
+/// @title OperatorRegistry
+/// @notice Operators' stakes, endpoints and models; unbonding, withdrawal, slashing and jail. See
+/// `IOperatorRegistry` and `contracts/INVARIANTS.md`.
+/// @dev Calls out only to CMP, the protocol's own token, which makes no call back.
+contract OperatorRegistry is IOperatorRegistry, AccessControl {
+    /// @notice Governance: the timelock. Changes the minimum stake and the unbonding delay.
+    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    /// @notice Burns stake against evidence and jails; granted by governance.
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
+    /// @notice This project's default: an active operator stakes at least 1,000 CMP.
+    uint128 public constant DEFAULT_MIN_STAKE = 1_000e18;
+    /// @notice Cosmos SDK's default unbonding time, which Akash uses: 21 days.
+    uint32 public constant DEFAULT_UNBONDING_DELAY = 21 days;
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    uint256 public constant MAX_MODELS = 32;
+    uint256 private constant MAX_UNBONDING_DELAY = 365 days;
+
+    IComputeToken public immutable token;
+    /// @dev The escrow's epoch clock, copied so that a registration needs no external call.
+    uint256 private immutable _epochGenesis;
+    uint256 private immutable _epochLength;
+
+    /// @dev One slot: both are read by every registration.
+    uint128 private _minStake;
+    uint32 private _unbondingDelay;
+    mapping(address operator => Operator) private _operators;
+    mapping(address operator => string) private _endpoints;
+    mapping(address operator => uint16[]) private _models;
+
+    /// @param token_ CMP, the staking token.
+    /// @param escrow The job escrow, whose epochs number the operators' first epochs.
+    /// @param governor The timelock (admin and governor).
+    /// @param slasher The account that may slash and unjail (governance, or a committee it appoints).
+    constructor(IComputeToken token_, IJobEscrow escrow, address governor, address slasher) {
+        token = token_;
+        _epochGenesis = escrow.epochGenesis();
+        _epochLength = escrow.epochLength();
+        _minStake = DEFAULT_MIN_STAKE;
+        _unbondingDelay = DEFAULT_UNBONDING_DELAY;
+        _grantRole(DEFAULT_ADMIN_ROLE, governor);
+        _grantRole(GOVERNOR_ROLE, governor);
+        _grantRole(SLASHER_ROLE, slasher);
+    }
+
+    // ---------------------------------------------------------------- operators
+
+    /// @inheritdoc IOperatorRegistry
+    function register(uint256 stake, string calldata endpoint, uint16[] calldata models) external {
+        Operator memory op = _operators[msg.sender];
+        if (op.status != OperatorStatus.None) revert OperatorRegistryAlreadyRegistered(msg.sender);
+        uint256 minimum = _minStake;
+        if (stake < minimum) revert OperatorRegistryStakeTooLow(stake, minimum);
+        _checkListing(endpoint, models);
+        if (!op.known) {
+            // Fits 48 bits for any realistic chain clock: epochs last at least 65 s.
+            op.firstEpoch = uint48((block.timestamp - _epochGenesis) / _epochLength);
+            op.known = true;
+        }
+        // Fits 128 bits: a larger stake exceeds CMP's supply, so the transfer below reverts.
+        op.stake = uint128(stake);
+        op.status = OperatorStatus.Bonded;
+        _operators[msg.sender] = op;
+        _endpoints[msg.sender] = endpoint;
+        _models[msg.sender] = models;
+        emit OperatorRegistered(msg.sender, stake, endpoint, models);
+
+        token.transferFrom(msg.sender, address(this), stake);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function update(string calldata endpoint, uint16[] calldata models) external {
+        OperatorStatus status = _operators[msg.sender].status;
+        if (status != OperatorStatus.Bonded) revert OperatorRegistryNotBonded(msg.sender, status);
+        _checkListing(endpoint, models);
+        _endpoints[msg.sender] = endpoint;
+        _models[msg.sender] = models;
+        emit OperatorUpdated(msg.sender, endpoint, models);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function requestUnbonding() external {
+        Operator storage op = _operators[msg.sender];
+        OperatorStatus status = op.status;
+        if (status != OperatorStatus.Bonded) revert OperatorRegistryNotBonded(msg.sender, status);
+        uint256 ends = block.timestamp + _unbondingDelay;
+        op.status = OperatorStatus.Unbonding;
+        // Fits 48 bits: the time plus at most a year.
+        op.unbondingEnds = uint48(ends);
+        emit UnbondingRequested(msg.sender, op.stake, ends);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function withdraw() external returns (uint256 stake) {
+        Operator storage op = _operators[msg.sender];
+        OperatorStatus status = op.status;
+        if (status != OperatorStatus.Unbonding) revert OperatorRegistryNotUnbonding(msg.sender, status);
+        if (block.timestamp < op.unbondingEnds) revert OperatorRegistryUnbondingNotOver(msg.sender, op.unbondingEnds);
+        stake = op.stake;
+        op.stake = 0;
+        op.unbondingEnds = 0;
+        op.status = OperatorStatus.None;
+        delete _endpoints[msg.sender];
+        delete _models[msg.sender];
+        emit StakeWithdrawn(msg.sender, stake);
+
+        if (stake != 0) token.transfer(msg.sender, stake);
+    }
+
+    // ---------------------------------------------------------------- slashing
+
+    /// @inheritdoc IOperatorRegistry
+    function slash(address operator, uint256 amount, bytes32 evidenceHash)
+        external
+        onlyRole(SLASHER_ROLE)
+        returns (uint256 slashed)
+    {
+        if (amount == 0) revert OperatorRegistryZeroAmount();
+        Operator storage op = _operators[operator];
+        if (op.status == OperatorStatus.None) revert OperatorRegistryNotRegistered(operator);
+        uint256 stake = op.stake;
+        slashed = amount < stake ? amount : stake;
+        unchecked {
+            // Cannot underflow: slashed is at most the stake.
+            stake -= slashed;
+        }
+        op.stake = uint128(stake);
+        op.jailed = true;
+        emit OperatorSlashed(operator, slashed, stake, evidenceHash);
+
+        if (slashed != 0) token.burn(slashed);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function unjail(address operator) external onlyRole(SLASHER_ROLE) {
+        Operator storage op = _operators[operator];
+        if (!op.jailed) revert OperatorRegistryNotJailed(operator);
+        op.jailed = false;
+        emit OperatorUnjailed(operator);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IOperatorRegistry
+    function setMinStake(uint128 minStake_) external onlyRole(GOVERNOR_ROLE) {
+        if (minStake_ == 0) revert OperatorRegistryZeroAmount();
+        _minStake = minStake_;
+        emit MinStakeUpdated(minStake_);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function setUnbondingDelay(uint32 unbondingDelay_) external onlyRole(GOVERNOR_ROLE) {
+        if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert OperatorRegistryInvalidUnbondingDelay(unbondingDelay_);
+        _unbondingDelay = unbondingDelay_;
+        emit UnbondingDelayUpdated(unbondingDelay_);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IOperatorRegistry
+    function operatorOf(address operator) external view returns (Operator memory) {
+        return _operators[operator];
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function endpointOf(address operator) external view returns (string memory) {
+        return _endpoints[operator];
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function modelsOf(address operator) external view returns (uint16[] memory) {
+        return _models[operator];
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function isActive(address operator) external view returns (bool) {
+        Operator memory op = _operators[operator];
+        return op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function firstEpochOf(address operator) external view returns (uint256) {
+        Operator memory op = _operators[operator];
+        if (!op.known) revert OperatorRegistryUnknownOperator(operator);
+        return op.firstEpoch;
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function minStake() external view returns (uint256) {
+        return _minStake;
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function unbondingDelay() external view returns (uint256) {
+        return _unbondingDelay;
+    }
+
+    function _checkListing(string calldata endpoint, uint16[] calldata models) private pure {
+        uint256 length = bytes(endpoint).length;
+        if (length == 0 || length > MAX_ENDPOINT_LENGTH) revert OperatorRegistryInvalidEndpoint(length);
+        if (models.length == 0 || models.length > MAX_MODELS) revert OperatorRegistryInvalidModels(models.length);
+    }
+}

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IEmissionSchedule
+/// @notice The fixed emission schedule and operators' reward claims (Render RNP-001: fixed emissions pro-rata to
+/// job value; AEP-79: hard-capped emission segments; Helium: issuance through the mint circuit breaker).
+///
+/// Epochs are the job escrow's. Epoch `e` emits `epochEmission(e)` CMP, from up to four consecutive segments fixed
+/// at deployment: `amountPerEpoch` for `epochs` epochs (zero: forever, last segment only), decaying by `decayBps`
+/// every `decayPeriod` epochs of the segment. The deployment refuses segments whose total could exceed the immutable
+/// `hardCap`, so no later call can lift the cap; emission is also counted against it when minted.
+///
+/// An epoch's emission is shared among operators pro-rata to the work (settled credits) the escrow recorded for them
+/// in it, each share rounded down. An epoch with no work emits nothing. Finished epochs are released in order:
+/// their emission is minted to this contract through the BME core's `mintEmission`, which counts it against the
+/// same rolling mint window as redemptions; a claim releases what it needs first, and anyone may release ahead of
+/// claims (`release`), so most claims are a plain transfer. An operator claims all its unclaimed finished epochs in
+/// one call, from the epoch after its last claim, or for a first claim from the epoch it first registered in.
+interface IEmissionSchedule {
+    /// @notice One phase of the schedule, as given at deployment.
+    /// @param epochs Its length in epochs; zero for an endless last segment.
+    /// @param amountPerEpoch CMP per epoch at its start.
+    /// @param decayBps The share by which the amount falls every `decayPeriod` epochs (0: constant).
+    /// @param decayPeriod Epochs between decays (needed when `decayBps` is not zero).
+    struct Segment {
+        uint48 epochs;
+        uint96 amountPerEpoch;
+        uint16 decayBps;
+        uint32 decayPeriod;
+    }
+
+    /// @notice The emission of epochs `fromEpoch` to `toEpoch` inclusive, `tokens` CMP in all, was minted here.
+    event EmissionReleased(uint256 fromEpoch, uint256 toEpoch, uint256 tokens);
+    /// @notice `operator` claimed `tokens` CMP of rewards for epochs `fromEpoch` to `toEpoch` inclusive.
+    event RewardsClaimed(address indexed operator, uint256 fromEpoch, uint256 toEpoch, uint256 tokens);
+
+    /// @notice Segment `index` is malformed (decay of 100 % or more, decay without a period, an endless segment
+    /// that is not the last, too many or no segments).
+    error EmissionScheduleInvalidSegment(uint256 index);
+    /// @notice The schedule could emit up to `bound` CMP, above the hard cap `cap`.
+    error EmissionScheduleExceedsCap(uint256 bound, uint256 cap);
+    /// @notice Epoch `epoch` has not ended: the current epoch is `currentEpoch`.
+    error EmissionScheduleEpochNotEnded(uint256 epoch, uint256 currentEpoch);
+    /// @notice `operator` already claimed through epoch `epoch`: its next claim starts at `nextEpoch`.
+    error EmissionScheduleAlreadyClaimed(address operator, uint256 epoch, uint256 nextEpoch);
+    /// @notice `operator` has no rewards in epochs `fromEpoch` to `toEpoch`.
+    error EmissionScheduleNothingToClaim(address operator, uint256 fromEpoch, uint256 toEpoch);
+    /// @notice Every finished epoch is released already (through `releasedThrough - 1`).
+    error EmissionScheduleNothingToRelease(uint256 releasedThrough);
+
+    /// @notice Mints the emission of up to `maxEpochs` finished, unreleased epochs to this contract, in order.
+    /// Callable by anyone. Reverts with the BME core's `BmeRateLimited` when their emission exceeds the mint window.
+    /// @return tokens CMP minted.
+    function release(uint256 maxEpochs) external returns (uint256 tokens);
+
+    /// @notice Claims the caller's rewards for all its unclaimed finished epochs.
+    /// @return tokens CMP transferred to the caller.
+    function claim() external returns (uint256 tokens);
+
+    /// @notice Claims the caller's rewards for its unclaimed epochs up to `toEpoch` inclusive (to bound the gas of a
+    /// claim after a long pause).
+    /// @return tokens CMP transferred to the caller.
+    function claimThrough(uint256 toEpoch) external returns (uint256 tokens);
+
+    /// @notice The immutable cap on all emission, in CMP base units.
+    function hardCap() external view returns (uint256);
+
+    /// @notice The most the segments can ever emit (at most `hardCap`).
+    function scheduleBound() external view returns (uint256);
+
+    /// @notice The segments, as given at deployment.
+    function segments() external view returns (Segment[] memory);
+
+    /// @notice CMP that epoch `epoch` emits when any work was recorded in it.
+    function epochEmission(uint256 epoch) external view returns (uint256);
+
+    /// @notice The largest emission of any epoch (the first epoch of the largest segment).
+    function maxEpochEmission() external view returns (uint256);
+
+    /// @notice The epoch that contains the current block's time (the escrow's clock).
+    function currentEpoch() external view returns (uint256);
+
+    /// @notice Epochs before this one are released.
+    function releasedThrough() external view returns (uint256);
+
+    /// @notice CMP minted by the schedule in all.
+    function totalReleased() external view returns (uint256);
+
+    /// @notice The epoch `operator`'s next claim starts at (zero before its first claim) and all it has claimed.
+    function claimerOf(address operator) external view returns (uint256 nextEpoch, uint256 claimed);
+
+    /// @notice What `operator` could claim now: its unclaimed finished epochs and their rewards.
+    function pendingRewards(address operator)
+        external
+        view
+        returns (uint256 fromEpoch, uint256 toEpoch, uint256 tokens);
+}

@@ -1,0 +1,298 @@
+"""Random sequences of registrations, work (paid and settled jobs), slashes, unjails, unbonding, withdrawals,
+releases, reward claims and redemptions across epochs, run on the contracts and on the pure-Python model
+(`bme.economics.registry`, `bme.economics.emission`) side by side: every call must succeed or revert alike
+with the same results, and invariant 7 of DESIGN.md section 4 must hold on the chain after every step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from bme.chain.client import ChainClient
+from bme.economics.emission import EmissionModel, Schedule, reward_down
+from bme.economics.model import ModelRevert, ProtocolModel, Settlement
+from bme.economics.registry import RegistryModel
+from tests.conftest import CMP, GENESIS, Deployed
+from tests.contracts.helpers import Governance
+from tests.properties.test_chain_matches_model import revert_name
+
+GAS = 3_000_000
+OPERATOR_CMP = 5_000 * CMP
+UNBONDING_DELAY = 2 * 86_400
+EVIDENCE = b"\x0e" * 32
+
+
+class OperatorsVersusModel(RuleBasedStateMachine):
+    p: Deployed
+    chain: Any
+
+    def __init__(self) -> None:
+        super().__init__()
+        p = self.p
+        self.snapshot = self.chain.snapshot()
+        self.now = max(int(self.chain.blocks.head.timestamp), int(self.chain.pending_timestamp)) + 1
+        self.model = ProtocolModel(
+            now=self.now,
+            window_start=p.window_start,
+            epoch_genesis=p.escrow.epochGenesis(),
+            epoch_length=p.escrow.epochLength(),
+            mint_limit=p.bme.mintLimitPerWindow(),
+        )
+        self.model.models[1] = (100_000, 200_000, True)
+        self.registry = RegistryModel(p.registry.address, unbonding_delay=UNBONDING_DELAY)
+        schedule = Schedule(tuple(_segments(p)), p.emissions.hardCap())
+        self.emissions = EmissionModel(p.emissions.address, schedule)
+        for u in p.users:
+            self.model.mint_genesis(u.address, GENESIS)
+        self.ops = list(p.operators)
+        for op in self.ops:  # every operator gets CMP to stake, and approves the registry once
+            self._tick()
+            p.token.transfer(op, OPERATOR_CMP, sender=p.users[0], gas_limit=GAS)
+            self.model.transfer_cmp(p.users[0].address, op.address, OPERATOR_CMP)
+            self._tick()
+            p.token.approve(p.registry.address, 2**256 - 1, sender=op, gas_limit=GAS)
+        self.spec = 0
+        self.claimed_per_epoch: dict[int, int] = {}
+        client = ChainClient(self.chain.provider.web3)
+        self.r = {
+            name: client.contract(kind, getattr(p, name).address)
+            for name, kind in [
+                ("registry", "OperatorRegistry"),
+                ("emissions", "EmissionSchedule"),
+                ("token", "ComputeToken"),
+                ("escrow", "JobEscrow"),
+            ]
+        }
+
+    def teardown(self) -> None:
+        self.chain.restore(self.snapshot)
+
+    def _tick(self, dt: int = 1) -> None:
+        self.now += dt
+        self.chain.pending_timestamp = self.now
+        self.model.now = self.now
+
+    def both(self, chain_call: Any, model_call: Any) -> tuple[Any, Any]:
+        self._tick()
+        try:
+            receipt, chain_err = chain_call(), None
+        except Exception as exc:
+            receipt, chain_err = None, revert_name(exc)
+        try:
+            result, model_err = model_call(), None
+        except ModelRevert as exc:
+            result, model_err = None, exc.name
+        assert chain_err == model_err, f"chain: {chain_err}, model: {model_err}"
+        return receipt, result
+
+    # -- rules -----------------------------------------------------------------------------
+
+    @initialize(stakes=st.lists(st.sampled_from([1_000, 2_500]), min_size=3, max_size=3))
+    def register_everyone(self, stakes: list[int]) -> None:
+        """Every operator starts registered, so that sequences reach work and claims quickly."""
+        for op, stake in enumerate(stakes):
+            self.register(op, stake, 1)
+
+    @rule(dt=st.sampled_from([3_600, 86_400, 90_000, 200_000]))
+    def advance_time(self, dt: int) -> None:
+        self._tick(dt)
+
+    @rule(
+        op=st.integers(0, 2),
+        action=st.sampled_from(["register", "update", "unbond", "withdraw", "unjail"]),
+        stake=st.sampled_from([0, 999, 1_000, 2_500]),
+        n_models=st.sampled_from([0, 1, 3]),
+    )
+    def registry_change(self, op: int, action: str, stake: int, n_models: int) -> None:
+        """One of the operator's own registry calls (or the slasher's unjail)."""
+        if action == "register":
+            self.register(op, stake, n_models)
+        elif action == "update":
+            self.update(op, n_models)
+        elif action == "unbond":
+            self.request_unbonding(op)
+        elif action == "withdraw":
+            self.withdraw(op)
+        else:
+            self.unjail(op)
+
+    def register(self, op: int, stake: int, n_models: int) -> None:
+        o, amount, models = self.ops[op], stake * CMP, tuple(range(1, n_models + 1))
+        receipt, _ = self.both(
+            lambda: self.p.registry.register(amount, "http://node/v1", list(models), sender=o, gas_limit=GAS),
+            lambda: self.registry.register(self.model, o.address, amount, "http://node/v1", models),
+        )
+        if receipt is not None:
+            assert receipt.events.filter(self.p.registry.OperatorRegistered)[0].stake == amount
+
+    def update(self, op: int, n_models: int) -> None:
+        o, models = self.ops[op], tuple(range(5, 5 + n_models))
+        self.both(
+            lambda: self.p.registry.update("http://moved/v1", list(models), sender=o, gas_limit=GAS),
+            lambda: self.registry.update(o.address, "http://moved/v1", models),
+        )
+
+    def request_unbonding(self, op: int) -> None:
+        o = self.ops[op]
+        self.both(
+            lambda: self.p.registry.requestUnbonding(sender=o, gas_limit=GAS),
+            lambda: self.registry.request_unbonding(self.model, o.address),
+        )
+
+    def withdraw(self, op: int) -> None:
+        o = self.ops[op]
+        self.both(
+            lambda: self.p.registry.withdraw(sender=o, gas_limit=GAS),
+            lambda: self.registry.withdraw(self.model, o.address),
+        )
+
+    @rule(op=st.integers(0, 2), amount=st.sampled_from([0, 100, 5_000]))
+    def slash(self, op: int, amount: int) -> None:
+        o = self.ops[op]
+        receipt, slashed = self.both(
+            lambda: self.p.registry.slash(o, amount * CMP, EVIDENCE, sender=self.p.slasher, gas_limit=GAS),
+            lambda: self.registry.slash(self.model, o.address, amount * CMP),
+        )
+        if receipt is not None:
+            assert receipt.events.filter(self.p.registry.OperatorSlashed)[0].slashed == slashed
+
+    def unjail(self, op: int) -> None:
+        o = self.ops[op]
+        self.both(
+            lambda: self.p.registry.unjail(o, sender=self.p.slasher, gas_limit=GAS),
+            lambda: self.registry.unjail(o.address),
+        )
+
+    @rule(op=st.integers(0, 2), charge=st.integers(1, 50_000_000), user=st.integers(0, 3))
+    def work(self, op: int, charge: int, user: int) -> None:
+        """A user pays for a job at a fresh $1.00 price; the relayer settles it to the operator."""
+        p, o, u = self.p, self.ops[op], self.p.users[user]
+        self.both(
+            lambda: p.oracle.pushPrice(CMP, 0, self.now, sender=p.deployer, gas_limit=GAS),
+            lambda: self.model.push_price(CMP, 0, self.now),
+        )
+        self.spec += 1
+        spec, deadline = self.spec.to_bytes(32, "big"), self.now + 3_600
+        _, opened = self.both(
+            lambda: p.escrow.burnForJob(100 * CMP, 0, 1, spec, deadline, sender=u, gas_limit=GAS),
+            lambda: self.model.burn_for_job(u.address, 100 * CMP, 0, 1, spec, deadline),
+        )
+        job_id = opened[0]
+        self.both(
+            lambda: p.escrow.settle(
+                [(job_id, o.address, 0, charge * 5, b"\x01" * 32)], sender=p.relayer, gas_limit=GAS
+            ),
+            lambda: self.model.settle([Settlement(job_id, o.address, 0, charge * 5)]),
+        )
+
+    @rule(max_epochs=st.sampled_from([1, 3, 100]))
+    def release(self, max_epochs: int) -> None:
+        receipt, tokens = self.both(
+            lambda: self.p.emissions.release(max_epochs, sender=self.p.users[1], gas_limit=GAS),
+            lambda: self.emissions.release(self.model, max_epochs),
+        )
+        if receipt is not None:
+            assert receipt.events.filter(self.p.emissions.EmissionReleased)[0].tokens == tokens
+
+    @rule(op=st.integers(0, 2), back=st.sampled_from([None, None, 0, 1, 2]))
+    def claim(self, op: int, back: int | None) -> None:
+        o, em = self.ops[op], self.p.emissions
+        before = self.emissions.next_epoch.get(o.address, 0)
+        start = before if before else self.registry.operator(o.address).first_epoch
+        if back is None:
+            receipt, tokens = self.both(
+                lambda: em.claim(sender=o, gas_limit=GAS),
+                lambda: self.emissions.claim(self.model, self.registry, o.address),
+            )
+        else:
+            to = max(self.model.current_epoch - 1 - back, 0)
+            receipt, tokens = self.both(
+                lambda: em.claimThrough(to, sender=o, gas_limit=GAS),
+                lambda: self.emissions.claim_through(self.model, self.registry, o.address, to),
+            )
+        if receipt is not None:
+            event = receipt.events.filter(em.RewardsClaimed)[0]
+            assert (event.fromEpoch, event.tokens) == (start, tokens)
+            for e in range(start, event.toEpoch + 1):
+                work = self.model.work.get((o.address, e), 0)
+                if work:
+                    share = reward_down(
+                        self.emissions.schedule.emission_at(e), work, self.model.epoch_work[e]
+                    )
+                    self.claimed_per_epoch[e] = self.claimed_per_epoch.get(e, 0) + share
+
+    @rule(op=st.integers(0, 2))
+    def redeem(self, op: int) -> None:
+        o = self.ops[op]
+        earned = self.model.earnings.get(o.address, 0)
+        self.both(
+            lambda: self.p.oracle.pushPrice(CMP, 0, self.now, sender=self.p.deployer, gas_limit=GAS),
+            lambda: self.model.push_price(CMP, 0, self.now),
+        )
+        self.both(
+            lambda: self.p.bme.redeem(earned, 0, sender=o, gas_limit=GAS),
+            lambda: self.model.redeem(o.address, earned, 0),
+        )
+
+    # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def state_matches_model(self) -> None:
+        reg, em, token = (self.r[k].functions for k in ("registry", "emissions", "token"))
+        for o in self.ops:
+            a = o.address
+            assert tuple(reg.operatorOf(a).call()) == self.registry.operator(a).as_tuple()
+            assert reg.isActive(a).call() == self.registry.is_active(a)
+            assert tuple(em.claimerOf(a).call()) == (
+                self.emissions.next_epoch.get(a, 0),
+                self.emissions.claimed.get(a, 0),
+            )
+        for a in [*(o.address for o in self.ops), *(u.address for u in self.p.users)]:
+            assert token.balanceOf(a).call() == self.model.cmp.get(a, 0)
+        for a in (self.p.registry.address, self.p.emissions.address):
+            assert token.balanceOf(a).call() == self.model.cmp.get(a, 0)
+        assert em.releasedThrough().call() == self.emissions.released_through
+        assert em.totalReleased().call() == self.emissions.total_released
+        assert token.totalSupply().call() == self.model.cmp_minted - self.model.cmp_burned
+
+    @invariant()
+    def emission_is_capped_and_claims_never_exceed_it(self) -> None:
+        # Invariant 7: total emission never exceeds the hard cap; an epoch's claims never exceed its emission
+        # and equal it, to rounding in the protocol's favour (under one unit per operator), once all claimed.
+        em, schedule = self.emissions, self.emissions.schedule
+        assert em.total_released <= schedule.bound <= schedule.hard_cap
+        for epoch, claimed in self.claimed_per_epoch.items():
+            emission = schedule.emission_at(epoch)
+            assert claimed <= emission
+            workers = [o.address for o in self.ops if self.model.work.get((o.address, epoch), 0)]
+            if all(em.next_epoch.get(a, 0) > epoch for a in workers):
+                assert emission - claimed < len(workers)
+        # The schedule holds exactly what was released and not yet claimed.
+        assert self.model.cmp.get(em.address, 0) == em.total_released - sum(em.claimed.values())
+
+
+def _segments(p: Deployed) -> list[Any]:
+    from bme.economics.emission import Segment
+
+    return [Segment(*s) for s in p.emissions.segments()]
+
+
+def test_operators_and_model_agree_on_random_sequences(protocol: Deployed, chain: Any) -> None:
+    gov = Governance(protocol, chain)
+    gov.execute(protocol.registry.setUnbondingDelay, UNBONDING_DELAY)
+    OperatorsVersusModel.p = protocol
+    OperatorsVersusModel.chain = chain
+    # Longer sequences than the profile's: an operator's life spans registration, work, epochs and claims.
+    steps = max(settings.default.stateful_step_count, 40)
+    run_state_machine_as_test(
+        OperatorsVersusModel, settings=settings(settings.default, stateful_step_count=steps)
+    )
