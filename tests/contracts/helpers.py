@@ -25,6 +25,7 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from bme.chain.deploy import SMOLLM2
+from bme.chain.signing import permit_typed_data
 from tests.conftest import Deployed
 
 #: The job escrow's job states (IJobEscrow.JobStatus).
@@ -207,37 +208,16 @@ def sign_permit(
 
     `signer` (default: `owner`) is the account whose key signs, to forge a permit for somebody else.
     """
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {
-            "name": token.name(),
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": token.address,
-        },
-        "message": {
-            "owner": owner.address,
-            "spender": _normalise(spender),
-            "value": value,
-            "nonce": token.nonces(owner.address),
-            "deadline": deadline,
-        },
-    }
+    typed = permit_typed_data(
+        token.name(),
+        token.address,
+        owner.address,
+        _normalise(spender),
+        value,
+        token.nonces(owner.address),
+        deadline,
+        chain_id,
+    )
     signed = Account.from_key((signer or owner).private_key).sign_typed_data(full_message=typed)
     return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 

@@ -7,38 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
-from bme.chain.client import ChainClient
-from bme.chain.reverts import decode_revert
-from bme.economics.model import JobStatus, ModelRevert, ProtocolModel, Settlement
+from bme.economics.model import JobStatus, ProtocolModel, Settlement
 from bme.economics.status import Status
 from tests.conftest import CMP, GENESIS, Deployed
+from tests.properties.machine import GAS, ChainModelMachine
 
-GAS = 3_000_000
 LISTED, UNLISTED = 1, 7
 
 
-def revert_name(exc: Exception) -> str:
-    """The custom error's name from an Ape exception, decoding errors of other contracts ourselves."""
-    from ape.exceptions import ContractLogicError, CustomError
-
-    if isinstance(exc, CustomError):
-        return type(exc).__name__
-    if isinstance(exc, ContractLogicError):
-        data = exc.revert_message if exc.revert_message.startswith("0x") else None
-        return decode_revert(data).name if data else exc.revert_message
-    raise exc
-
-
-class ChainVersusModel(RuleBasedStateMachine):
-    p: Deployed
-    chain: Any
-
+class ChainVersusModel(ChainModelMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.snapshot = self.chain.snapshot()
-        self.now = max(int(self.chain.blocks.head.timestamp), int(self.chain.pending_timestamp)) + 1
         self.model = ProtocolModel(
             now=self.now,
             window_start=self.p.window_start,
@@ -50,41 +31,14 @@ class ChainVersusModel(RuleBasedStateMachine):
             self.model.mint_genesis(u.address, GENESIS)
         self.spec_counter = 0
         self.job_ids: list[int] = []
-        # Reads go through plain web3.py: several times faster than Ape's call path, and there are many.
-        client = ChainClient(self.chain.provider.web3)
-        self.r = {
-            name: client.contract(kind, getattr(self.p, name).address)
-            for name, kind in [
-                ("bme", "BurnMintEquilibrium"),
-                ("escrow", "JobEscrow"),
-                ("token", "ComputeToken"),
-                ("credit", "ComputeCredit"),
-            ]
-        }
-
-    def teardown(self) -> None:
-        self.chain.restore(self.snapshot)
-
-    # -- driving both sides -------------------------------------------------------------
-
-    def _tick(self, dt: int = 1) -> None:
-        self.now += dt
-        self.chain.pending_timestamp = self.now
-        self.model.now = self.now
-
-    def both(self, chain_call: Any, model_call: Any) -> tuple[Any, Any]:
-        """Runs one call on each side at the same block time; asserts they agree on success or revert."""
-        self._tick()
-        try:
-            receipt, chain_err = chain_call(), None
-        except Exception as exc:
-            receipt, chain_err = None, revert_name(exc)
-        try:
-            result, model_err = model_call(), None
-        except ModelRevert as exc:
-            result, model_err = None, exc.name
-        assert chain_err == model_err, f"chain: {chain_err}, model: {model_err}"
-        return receipt, result
+        self.r = self.readers(
+            {
+                "bme": "BurnMintEquilibrium",
+                "escrow": "JobEscrow",
+                "token": "ComputeToken",
+                "credit": "ComputeCredit",
+            }
+        )
 
     @initialize(price_cents=st.integers(20, 500))
     def start_price(self, price_cents: int) -> None:

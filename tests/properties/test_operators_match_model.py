@@ -10,36 +10,28 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
     run_state_machine_as_test,
 )
 
-from bme.chain.client import ChainClient
 from bme.economics.emission import EmissionModel, Schedule, reward_down
-from bme.economics.model import ModelRevert, ProtocolModel, Settlement
+from bme.economics.model import ProtocolModel, Settlement
 from bme.economics.registry import RegistryModel
 from tests.conftest import CMP, GENESIS, Deployed
 from tests.contracts.helpers import Governance
-from tests.properties.test_chain_matches_model import revert_name
+from tests.properties.machine import GAS, ChainModelMachine
 
-GAS = 3_000_000
 OPERATOR_CMP = 5_000 * CMP
 UNBONDING_DELAY = 2 * 86_400
 EVIDENCE = b"\x0e" * 32
 
 
-class OperatorsVersusModel(RuleBasedStateMachine):
-    p: Deployed
-    chain: Any
-
+class OperatorsVersusModel(ChainModelMachine):
     def __init__(self) -> None:
         super().__init__()
         p = self.p
-        self.snapshot = self.chain.snapshot()
-        self.now = max(int(self.chain.blocks.head.timestamp), int(self.chain.pending_timestamp)) + 1
         self.model = ProtocolModel(
             now=self.now,
             window_start=p.window_start,
@@ -62,37 +54,14 @@ class OperatorsVersusModel(RuleBasedStateMachine):
             p.token.approve(p.registry.address, 2**256 - 1, sender=op, gas_limit=GAS)
         self.spec = 0
         self.claimed_per_epoch: dict[int, int] = {}
-        client = ChainClient(self.chain.provider.web3)
-        self.r = {
-            name: client.contract(kind, getattr(p, name).address)
-            for name, kind in [
-                ("registry", "OperatorRegistry"),
-                ("emissions", "EmissionSchedule"),
-                ("token", "ComputeToken"),
-                ("escrow", "JobEscrow"),
-            ]
-        }
-
-    def teardown(self) -> None:
-        self.chain.restore(self.snapshot)
-
-    def _tick(self, dt: int = 1) -> None:
-        self.now += dt
-        self.chain.pending_timestamp = self.now
-        self.model.now = self.now
-
-    def both(self, chain_call: Any, model_call: Any) -> tuple[Any, Any]:
-        self._tick()
-        try:
-            receipt, chain_err = chain_call(), None
-        except Exception as exc:
-            receipt, chain_err = None, revert_name(exc)
-        try:
-            result, model_err = model_call(), None
-        except ModelRevert as exc:
-            result, model_err = None, exc.name
-        assert chain_err == model_err, f"chain: {chain_err}, model: {model_err}"
-        return receipt, result
+        self.r = self.readers(
+            {
+                "registry": "OperatorRegistry",
+                "emissions": "EmissionSchedule",
+                "token": "ComputeToken",
+                "escrow": "JobEscrow",
+            }
+        )
 
     # -- rules -----------------------------------------------------------------------------
 
