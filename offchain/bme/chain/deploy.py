@@ -16,6 +16,7 @@ from web3.contract import Contract
 
 from bme.chain.client import ChainClient
 from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
+from bme.economics.params import Parameters
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
@@ -58,6 +59,11 @@ class DeployConfig:
     emission_hard_cap: int = DEFAULT_HARD_CAP
     min_stake: int | None = None  # None: the registry's default (1,000 CMP)
     unbonding_delay: int | None = None  # None: the registry's default (21 days)
+    # Governance settings applied while the deployer still governs, before the hand-over to the timelock:
+    parameters: Parameters | None = None  # None: the BME core's defaults (`BmeParameters.defaults`)
+    seed_tokens: int | None = None  # None: no seed buffer in the collateral ratio
+    mint_limit: int | None = None  # None: 5x the largest epoch emission (Helium's circuit breaker)
+    max_job_duration: int | None = None  # None: the escrow's default (1 day)
 
     @property
     def schedule(self) -> Schedule:
@@ -80,6 +86,7 @@ class Deployment:
     block_number: int
     registry: str = ""
     emissions: str = ""
+    first_block: int = 0  # the first block of the deployment: where event ingestion starts
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +136,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     proposer = config.proposer or me
     schedule = config.schedule
     send = client.send
+    first_block = client.w3.eth.block_number + 1
 
     timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, [proposer], [proposer], me)
     gov = timelock.address
@@ -177,7 +185,14 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         )
     # Emissions mint through the BME core's rolling window, sized as Helium's breaker: 5x epoch emission.
     send(deployer, bme.functions.grantRole(role("EMITTER_ROLE"), emissions.address))
-    send(deployer, bme.functions.setMintLimit(schedule.mint_limit))
+    mint_limit = schedule.mint_limit if config.mint_limit is None else config.mint_limit
+    send(deployer, bme.functions.setMintLimit(mint_limit))
+    if config.parameters is not None:
+        send(deployer, bme.functions.setParameters(config.parameters.as_tuple()))
+    if config.seed_tokens is not None:
+        send(deployer, bme.functions.setSeed(config.seed_tokens))
+    if config.max_job_duration is not None:
+        send(deployer, escrow.functions.setMaxJobDuration(config.max_job_duration))
     if config.min_stake is not None:
         send(deployer, registry.functions.setMinStake(config.min_stake))
     if config.unbonding_delay is not None:
@@ -217,5 +232,6 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         block_number=client.w3.eth.block_number,
         registry=registry.address,
         emissions=emissions.address,
+        first_block=first_block,
     )
     return Protocol(client, deployment, timelock, oracle, token, credit, bme, escrow, registry, emissions)

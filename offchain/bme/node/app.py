@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bme.node.auth import RelayerVerifier
 from bme.node.backends import Backend, Finished, StreamEvent, TextDelta
 from bme.node.errors import InvalidRequest, ModelNotFound, NodeError, PayloadTooLarge, PromptTooLarge
+from bme.node.journal import JobJournal
 from bme.node.limits import AdmissionGate
 from bme.node.metrics import CONTENT_TYPE, NodeMetrics
 from bme.node.schemas import (
@@ -48,6 +49,7 @@ def create_app(
     verifier: RelayerVerifier | None = None,
     metrics: NodeMetrics | None = None,
     owns_backend: bool = False,
+    journal: JobJournal | None = None,
 ) -> FastAPI:
     """The node's ASGI app around `backend`.
 
@@ -61,6 +63,7 @@ def create_app(
         token_max_ttl_s=settings.token_max_ttl_s,
     )
     metrics = metrics or NodeMetrics()
+    journal = journal or JobJournal(settings.job_journal)
     gate = AdmissionGate(
         slots=settings.max_concurrency, max_queue=settings.max_queue, retry_after_s=settings.retry_after_s
     )
@@ -71,6 +74,7 @@ def create_app(
         try:
             yield
         finally:
+            journal.close()
             if owns_backend:
                 await backend.aclose()
 
@@ -80,6 +84,7 @@ def create_app(
     app.state.settings = settings
     app.state.backend = backend
     app.state.gate = gate
+    app.state.journal = journal
     app.state.metrics = metrics
     app.add_middleware(_RequestMetrics, metrics=metrics)
     _install_error_handlers(app, metrics)
@@ -94,6 +99,8 @@ def create_app(
             "queued": gate.waiting,
             "slots": gate.slots,
             "max_queue": gate.max_queue,
+            "jobs_executed": journal.executed,
+            "jobs_replayed": journal.replayed,
         }
 
     @app.get("/metrics")
@@ -144,15 +151,26 @@ def create_app(
                 f"{settings.max_prompt_tokens}.",
                 param="messages",
             )
-        await gate.acquire(timeout=deadline - time.monotonic())
-        release = _Once(gate.release)
-        if not chat.stream:
+        job = JobJournal.job_of(chat.model_extra or {})
+        if job is not None and chat.stream:
+            raise InvalidRequest("A paid job (`user` naming a job) is answered whole: set stream to false.")
+
+        async def complete() -> dict[str, Any]:
+            await gate.acquire(timeout=deadline - time.monotonic())
             try:
                 completion = await backend.complete(prepared, deadline=deadline)
             finally:
-                release()
+                gate.release()
             metrics.record_usage(backend.model_id, completion.finish_reason, completion.usage)
-            return JSONResponse(completion_body(new_completion_id(), backend.model_id, completion))
+            return completion_body(new_completion_id(), backend.model_id, completion)
+
+        if job is not None:
+            answer, replayed = await journal.run_once(job, body, complete)
+            return JSONResponse(answer, headers={"X-BME-Replayed": "true"} if replayed else None)
+        if not chat.stream:
+            return JSONResponse(await complete())
+        await gate.acquire(timeout=deadline - time.monotonic())
+        release = _Once(gate.release)
         # Wait for the first event before answering, so that a failure to start (an unreachable or
         # refusing upstream, a timeout in the queue of model instances) is a proper HTTP error.
         events = backend.stream(prepared, deadline=deadline)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -44,6 +45,10 @@ def serve(
     ),
     max_concurrency: int | None = typer.Option(None, help="Completions at once [BME_NODE_MAX_CONCURRENCY]."),
     max_queue: int | None = typer.Option(None, help="Requests that may wait [BME_NODE_MAX_QUEUE]."),
+    job_journal: Annotated[
+        Path | None,
+        typer.Option(help="Journal of paid jobs: each runs once across restarts [BME_NODE_JOB_JOURNAL]."),
+    ] = None,
     log_level: str = typer.Option("info", help="Logging level."),
 ) -> None:
     """Serve /v1/chat/completions and /v1/models to the trusted relayer, plus /healthz and /metrics.
@@ -63,6 +68,7 @@ def serve(
         "operator_address": operator_address,
         "max_concurrency": max_concurrency,
         "max_queue": max_queue,
+        "job_journal": job_journal,
     }
     try:
         settings = NodeSettings(**{k: v for k, v in options.items() if v is not None})

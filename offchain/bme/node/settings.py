@@ -94,6 +94,10 @@ class NodeSettings(BaseSettings):
         default=120.0, gt=0, description="Deadline of a request, queueing included."
     )
     retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with a 503.")
+    job_journal: Path | None = Field(
+        default=None,
+        description="Append-only file of paid jobs and their answers, so a job runs once across restarts.",
+    )
 
     @field_validator("trusted_relayer")
     @classmethod

@@ -1,0 +1,140 @@
+"""The request commitment and the payer's signatures: what a wallet, the relayer and a verifier all compute.
+
+- A job's request is a JSON text (an OpenAI chat completion request plus a random `nonce`). Its commitment,
+  `specHash`, is keccak256 of the text's UTF-8 bytes exactly as sent: no canonicalisation, so any language
+  computes the same hash from the same bytes.
+- The job id is `keccak256(abi.encode(payer, specHash))`, as `JobEscrow.jobIdFor`: a wallet knows it before
+  it pays.
+- The payer reveals the text to the relayer with an EIP-712 signature of `Reveal(jobId, specHash)`, and
+  reads a job's status and answer with a signature of `ReadJob(jobId, issuedAt)`. Both domains name the
+  chain id and the escrow contract, so a signature made for one job, chain or contract is worthless for
+  another.
+- `resultHash` (recorded on-chain at settlement) is keccak256 of the answer's UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+DOMAIN_NAME = "BME Relayer"
+DOMAIN_VERSION = "1"
+
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+REVEAL_TYPES = {"Reveal": [{"name": "jobId", "type": "uint256"}, {"name": "specHash", "type": "bytes32"}]}
+READ_TYPES = {"ReadJob": [{"name": "jobId", "type": "uint256"}, {"name": "issuedAt", "type": "uint256"}]}
+
+
+def new_nonce() -> str:
+    """A random request nonce: two requests with the same prompt still commit to different hashes."""
+    return secrets.token_hex(16)
+
+
+def request_text(
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    *,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    nonce: str | None = None,
+) -> str:
+    """The JSON text of a job's request, ready to hash and reveal."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "nonce": nonce or new_nonce(),
+    }
+    if seed is not None:
+        body["seed"] = seed
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(text: str) -> bytes:
+    """The commitment to a request text."""
+    return keccak(text.encode("utf-8"))
+
+
+def job_id_for(payer: str, spec: bytes) -> int:
+    """`JobEscrow.jobIdFor(payer, specHash)`."""
+    return int.from_bytes(keccak(encode(["address", "bytes32"], [to_checksum_address(payer), spec])), "big")
+
+
+def result_hash(answer: str) -> bytes:
+    """The hash of an answer as the escrow records it at settlement."""
+    return keccak(answer.encode("utf-8"))
+
+
+def job_hex(job_id: int) -> str:
+    """A job id as 0x-prefixed, 64-digit hex: how the relayer's API and database name jobs."""
+    return f"0x{job_id:064x}"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain of one relayer deployment: the chain and the escrow contract."""
+
+    chain_id: int
+    escrow: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.escrow),
+        }
+
+
+def _typed(
+    domain: Domain, types: dict[str, list[dict[str, str]]], message: dict[str, Any]
+) -> SignableMessage:
+    primary = next(iter(types))
+    return encode_typed_data(
+        full_message={
+            "types": {"EIP712Domain": _DOMAIN_TYPE, **types},
+            "primaryType": primary,
+            "domain": domain.as_dict(),
+            "message": message,
+        }
+    )
+
+
+def reveal_message(domain: Domain, job_id: int, spec: bytes) -> SignableMessage:
+    return _typed(domain, REVEAL_TYPES, {"jobId": job_id, "specHash": spec})
+
+
+def read_message(domain: Domain, job_id: int, issued_at: int) -> SignableMessage:
+    return _typed(domain, READ_TYPES, {"jobId": job_id, "issuedAt": issued_at})
+
+
+def sign(account: LocalAccount, message: SignableMessage) -> str:
+    """A 0x-hex signature of `message`."""
+    return "0x" + bytes(account.sign_message(message).signature).hex()
+
+
+def recover(message: SignableMessage, signature: str) -> str:
+    """The checksummed signer of `message`; ValueError for a malformed signature."""
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raise ValueError("the signature is not hex") from None
+    if len(raw) != 65:
+        raise ValueError("a signature is 65 bytes")
+    return str(Account.recover_message(message, signature=raw))

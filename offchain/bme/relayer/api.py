@@ -1,0 +1,245 @@
+"""The relayer's HTTP API (FastAPI; the OpenAPI schema is served at /openapi.json).
+
+- `POST /v1/jobs/{job_id}/reveal`: the payer reveals a job's request text with an EIP-712 `Reveal` signature.
+- `GET /v1/jobs/{job_id}`: the job's state, answer and history, only for its payer (an EIP-712 `ReadJob`
+  signature in `X-BME-Issued-At` and `X-BME-Signature`); `?wait=S` holds the call until the job settles or
+  fails, at most S seconds.
+- `GET /v1/operators`, `GET /v1/models`; `/healthz`, `/readyz`, `/metrics`.
+
+Requests are limited in size and in rate per address; every refusal is a 4xx with a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
+from bme.relayer.db import TERMINAL, Reveal, State
+from bme.relayer.requests import InvalidJobRequest, parse_job_request
+from bme.relayer.store import JobStore, RevealConflict
+
+JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
+READ_WINDOW_S = 300
+
+
+class RevealBody(BaseModel):
+    request: str = Field(description="The request's JSON text exactly as hashed into specHash.")
+    signature: str = Field(description="The payer's EIP-712 signature of Reveal(jobId, specHash), 0x-hex.")
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` requests a minute, bursts up to the same number."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+        return True
+
+
+def create_api(
+    store: JobStore,
+    domain: Domain,
+    *,
+    max_request_bytes: int,
+    max_tokens_limit: int,
+    rate_per_minute: int,
+    on_revealed: Callable[[str], None],
+    ready: Callable[[], tuple[bool, dict[str, Any]]],
+    metrics: Callable[[], bytes],
+    extra_routes: Callable[[FastAPI], None] | None = None,
+    job_changed: Callable[[str, float], Awaitable[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="BME relayer",
+        version="1",
+        description="Reveal paid inference requests, read their answers, inspect the relayer.",
+    )
+    limiter = RateLimiter(rate_per_minute)
+
+    def limit(key: str) -> None:
+        if not limiter.allow(key.lower()):
+            raise HTTPException(429, f"too many requests from {key}: at most {rate_per_minute} a minute")
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_request_bytes:
+            return JSONResponse(
+                {"detail": f"the body is {length} bytes; the relayer accepts at most {max_request_bytes}"},
+                status_code=413,
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok, detail = ready()
+        return JSONResponse({"ready": ok, **detail}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/v1/jobs/{job_id}/reveal", status_code=202)
+    async def reveal(body: RevealBody, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> dict[str, Any]:
+        """Reveals a job's request. The signer must be the job's payer: `jobId == keccak(payer, specHash)`."""
+        if len(body.request.encode("utf-8")) > max_request_bytes:
+            raise HTTPException(413, f"the request text exceeds {max_request_bytes} bytes")
+        spec = spec_hash(body.request)
+        try:
+            signer = recover(reveal_message(domain, int(job_id, 16), spec), body.signature)
+        except ValueError as exc:
+            raise HTTPException(400, f"bad signature: {exc}") from None
+        limit(signer)
+        if job_id_for(signer, spec) != int(job_id, 16):
+            raise HTTPException(
+                403,
+                "the signature is not the payer's for this job and request: the job id must equal "
+                "keccak256(abi.encode(signer, keccak256(request)))",
+            )
+        try:
+            request = parse_job_request(body.request, max_tokens_limit)
+        except InvalidJobRequest as exc:
+            raise HTTPException(400, f"invalid request: {exc}") from None
+        if request.model not in store.models():
+            known = ", ".join(sorted(store.models())) or "none yet"
+            raise HTTPException(400, f"unknown model {request.model!r}: the price book lists {known}")
+        try:
+            state, reason = store.add_reveal(
+                Reveal(
+                    job_id=job_id,
+                    payer=signer,
+                    spec_hash="0x" + spec.hex(),
+                    model=request.model,
+                    request=body.request,
+                    signature=body.signature,
+                    received_at=time.time(),
+                )
+            )
+        except RevealConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        if state == State.REVEALED.value:
+            on_revealed(job_id)
+        return {"job_id": job_id, "payer": signer, "state": state, "reason": reason}
+
+    @app.get("/v1/jobs/{job_id}")
+    async def read_job(
+        job_id: str = Path(pattern=JOB_ID_PATTERN),
+        x_bme_issued_at: int = Header(description="Unix time the read signature was made."),
+        x_bme_signature: str = Header(
+            description="The payer's EIP-712 signature of ReadJob(jobId, issuedAt)."
+        ),
+        wait: float = Query(
+            default=0.0, ge=0, le=120, description="Hold the call until the job ends, seconds."
+        ),
+    ) -> dict[str, Any]:
+        """A job's state and answer, for its payer only."""
+        if abs(time.time() - x_bme_issued_at) > READ_WINDOW_S:
+            raise HTTPException(401, f"the read signature must be made within {READ_WINDOW_S} s of now")
+        try:
+            signer = recover(read_message(domain, int(job_id, 16), x_bme_issued_at), x_bme_signature)
+        except ValueError as exc:
+            raise HTTPException(400, f"bad signature: {exc}") from None
+        limit(signer)
+        job, transitions = store.job(job_id)
+        reveal = store.reveal(job_id) if job is None else None
+        payer = job.payer if job is not None else (reveal.payer if reveal is not None else None)
+        if payer is None:
+            raise HTTPException(404, f"no job {job_id} is known to this relayer")
+        if payer.lower() != signer.lower():
+            raise HTTPException(403, "only the job's payer may read it")
+        if job is not None and wait > 0 and job.state not in TERMINAL and job_changed is not None:
+            await job_changed(job_id, wait)
+            job, transitions = store.job(job_id)
+        if job is None:
+            return {
+                "job_id": job_id,
+                "state": "PENDING",
+                "reason": "revealed; its payment is not ingested yet",
+            }
+        return {
+            "job_id": job_id,
+            "state": job.state,
+            "reason": job.reason,
+            "payer": job.payer,
+            "model_id": job.model_id,
+            "max_credits": job.max_credits,
+            "tokens_burned": job.tokens_burned,
+            "deadline": job.deadline,
+            "open_tx": job.tx_hash,
+            "operator": job.operator,
+            "answer": job.answer,
+            "input_tokens": job.input_tokens,
+            "output_tokens": job.output_tokens,
+            "result_hash": job.result_hash,
+            "settle_tx": job.settle_tx,
+            "charge": job.charge,
+            "refund": job.refund,
+            "history": [{"state": t.state, "at": t.at, "detail": t.detail} for t in transitions],
+        }
+
+    @app.get("/v1/operators")
+    async def operators() -> list[dict[str, Any]]:
+        """Operators the registry lists, with this relayer's record of their service."""
+        return [
+            {
+                "address": o.address,
+                "endpoint": o.endpoint,
+                "models": [int(m) for m in o.models.split(",") if m],
+                "active": o.active,
+                "jailed": o.jailed,
+                "dispatched": o.dispatched,
+                "succeeded": o.succeeded,
+                "failed": o.failed,
+                "latency_ewma_ms": round(o.latency_ewma_ms, 3),
+                "last_error": o.last_error,
+            }
+            for o in store.operators()
+        ]
+
+    @app.get("/v1/models")
+    async def models() -> list[dict[str, Any]]:
+        """The price book: USD credits (micro-dollars) per million input and output tokens."""
+        return [
+            {
+                "model_id": m.model_id,
+                "name": m.name,
+                "input_price_per_million": m.input_price,
+                "output_price_per_million": m.output_price,
+                "listed": m.listed,
+            }
+            for m in store.model_rows()
+        ]
+
+    if extra_routes is not None:
+        extra_routes(app)
+    return app
+
+
+async def wait_any(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

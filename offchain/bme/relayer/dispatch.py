@@ -1,0 +1,208 @@
+"""Dispatch: choose an operator for each revealed job, call its node with the relayer's signed credential.
+
+A job is recorded DISPATCHED, with its operator, before the call. The node's body names the job in OpenAI's
+`user` field (covered by the signature), so a call repeated after a crash is answered from the node's
+journal rather than served twice. Failures are retried on another operator, at most
+`max_tries_per_operator` times on each; a request the node refuses as invalid fails the job at once, and the
+payer refunds it after its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from bme.commitment import result_hash
+from bme.node.auth import sign_request
+from bme.node.journal import JOB_PREFIX
+from bme.relayer.db import Job
+from bme.relayer.metrics import RelayerMetrics
+from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+#: Statuses after which the same request must not be sent elsewhere: the request itself is invalid.
+FATAL_STATUSES = {400, 413, 422}
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    input_tokens: int
+    output_tokens: int
+
+
+class OperatorError(Exception):
+    def __init__(self, outcome: str, detail: str, fatal: bool = False) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+        self.fatal = fatal
+
+
+def node_body(claim_request: str, job_id: str) -> bytes:
+    """The body sent to the node: the revealed request, minus the nonce, naming the job."""
+    request: dict[str, Any] = json.loads(claim_request)
+    request.pop("nonce", None)
+    request["stream"] = False
+    request["user"] = JOB_PREFIX + job_id
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_answer(payload: Any) -> Answer:
+    try:
+        text = payload["choices"][0]["message"]["content"] or ""
+        usage = payload["usage"]
+        return Answer(str(text), int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise OperatorError("error", f"malformed completion from the node: {exc!r}") from None
+
+
+class Dispatcher:
+    """Claims revealed jobs from the store and runs their calls concurrently."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        account: LocalAccount,
+        metrics: RelayerMetrics,
+        *,
+        timeout_s: float = 120.0,
+        max_tries_per_operator: int = 3,
+        concurrency: int = 64,
+        on_completed: Any = None,
+    ) -> None:
+        self.store = store
+        self.account = account
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.max_tries = max_tries_per_operator
+        self.concurrency = concurrency
+        self.in_flight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_completed = on_completed or (lambda _job_id: None)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=5.0), limits=httpx.Limits(max_connections=concurrency)
+        )
+
+    def choose(self, job: Job, tried: dict[str, int], operators: list[OperatorInfo]) -> Choice:
+        """The next operator: active, unjailed, serving the model, least tried, most reliable, fastest."""
+        serving = [o for o in operators if o.active and not o.jailed and job.model_id in o.models]
+        if not serving:
+            return Choice(wait=f"no active operator serves model {job.model_id}")
+        left = [o for o in serving if tried.get(o.address, 0) < self.max_tries]
+        if not left:
+            return Choice(
+                fail=f"every operator serving model {job.model_id} failed it {self.max_tries} times"
+            )
+        return Choice(
+            min(
+                left,
+                key=lambda o: (
+                    tried.get(o.address, 0),
+                    round(o.failure_ratio, 1),
+                    self.in_flight.get(o.address, 0),
+                    o.latency_ms,
+                ),
+            )
+        )
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    def dispatch_ready(self, lease_s: float) -> int:
+        """Claims what is ready (up to the free concurrency) and starts the calls; returns how many."""
+        room = self.concurrency - len(self._tasks)
+        if room <= 0:
+            return 0
+        claims, failed = self.store.claim(room, lease_s, self.choose)
+        for job_id in failed:
+            self.metrics.jobs_failed.inc()
+            log.info("job %s failed: no operator left to try", job_id)
+        for claim in claims:
+            self.in_flight[claim.operator] = self.in_flight.get(claim.operator, 0) + 1
+            task = asyncio.create_task(self._serve(claim))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(claims)
+
+    async def _serve(self, claim: Claim) -> None:
+        started = time.monotonic()
+        try:
+            answer = await self._call(claim)
+        except OperatorError as exc:
+            latency = (time.monotonic() - started) * 1000
+            self.metrics.dispatch_outcomes.labels(outcome=exc.outcome).inc()
+            self.store.dispatch_failed(claim, exc.outcome, exc.detail, latency, exc.fatal)
+            log.info("job %s on %s: %s (%s)", claim.job_id, claim.operator, exc.outcome, exc.detail)
+            return
+        except Exception as exc:  # a bug must not kill the loop; the lease makes the job come back
+            log.exception("job %s: unexpected failure", claim.job_id)
+            self.store.dispatch_failed(claim, "error", repr(exc), 0.0, False)
+            return
+        finally:
+            self.in_flight[claim.operator] -= 1
+        latency = (time.monotonic() - started) * 1000
+        self.metrics.dispatch_outcomes.labels(outcome="ok").inc()
+        self.metrics.operator_latency.observe(latency / 1000)
+        if self.store.complete(
+            claim,
+            answer.text,
+            answer.input_tokens,
+            answer.output_tokens,
+            "0x" + result_hash(answer.text).hex(),
+            latency,
+        ):
+            self._on_completed(claim.job_id)
+
+    async def _call(self, claim: Claim) -> Answer:
+        body = node_body(claim.request, claim.job_id)
+        url = claim.endpoint.rstrip("/") + CHAT_PATH
+        path = urlsplit(url).path or CHAT_PATH
+        headers = sign_request(self.account, "POST", path, body, operator=claim.operator)
+        headers["Content-Type"] = "application/json"
+        sent = time.monotonic()
+        try:
+            response = await self._http.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise OperatorError(
+                "timeout", f"no answer within {self.timeout_s:g} s ({type(exc).__name__})"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise OperatorError("error", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self.metrics.dispatch_latency.observe(time.monotonic() - sent)
+        if response.status_code != 200:
+            message = _error_message(response)
+            fatal = response.status_code in FATAL_STATUSES
+            raise OperatorError(
+                "rejected" if fatal else "error", f"HTTP {response.status_code}: {message}", fatal
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            raise OperatorError("error", "the node's answer is not JSON") from None
+        return parse_answer(payload)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])[:500]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500]

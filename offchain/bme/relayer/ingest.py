@@ -1,0 +1,190 @@
+"""Event ingestion: `eth_getLogs` polling over paged block ranges, with confirmations and reorg rollback.
+
+One poll:
+1. reads the head; the safe head is `head - confirmations`;
+2. checks that the checkpoint's block is still canonical (its stored hash against the node's); if not, walks
+   back through the stored hashes to the newest block still canonical and rolls the store back to it;
+3. fetches the logs of the next page of blocks (halving the page while the node refuses the range), reading
+   the page's last block hash before and after, so a reorganisation during the fetch is noticed, not
+   ingested;
+4. reads the registry's view of each operator that had an event, at the page's last block;
+5. stores the rows and the new checkpoint in one database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eth_abi.abi import decode, encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from bme.relayer.events import Event, EventDecoder
+from bme.relayer.rpc import Rpc, RpcError
+from bme.relayer.store import IngestResult, JobStore, OperatorInfo
+
+log = logging.getLogger(__name__)
+
+_OPERATOR_OF = keccak(text="operatorOf(address)")[:4]
+_ENDPOINT_OF = keccak(text="endpointOf(address)")[:4]
+_MODELS_OF = keccak(text="modelsOf(address)")[:4]
+_IS_ACTIVE = keccak(text="isActive(address)")[:4]
+_OPERATOR_STRUCT = "(uint128,uint48,uint48,uint8,bool,bool)"
+
+
+class ReorgDuringFetch(Exception):
+    """The page's last block changed while its logs were read: read it again."""
+
+
+@dataclass
+class PollOutcome:
+    ingested: IngestResult | None = None
+    events: int = 0
+    rolled_back_to: int | None = None
+    head: int = 0
+    checkpoint: int = 0
+    behind: bool = False  # more pages are waiting
+
+
+class Ingestor:
+    """Moves the store's checkpoint towards the safe head, one page per `poll`."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        store: JobStore,
+        decoder: EventDecoder,
+        *,
+        start_block: int,
+        confirmations: int,
+        max_range: int = 2_000,
+        on_events: Callable[[list[Event]], None] | None = None,
+    ) -> None:
+        self.rpc = rpc
+        self.store = store
+        self.decoder = decoder
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.max_range = max_range
+        self.range = max_range
+        self.on_events = on_events or (lambda _events: None)
+
+    async def _checkpoint(self) -> tuple[int, str]:
+        cp = self.store.checkpoint()
+        if cp is not None:
+            return cp
+        number = max(self.start_block - 1, 0)
+        block_hash = await self.rpc.block_hash(number)
+        if block_hash is None:
+            raise RpcError("eth_getBlockByNumber", f"the node has no block {number}")
+        return number, block_hash
+
+    async def poll(self) -> PollOutcome:
+        head = await self.rpc.block_number()
+        cp_number, cp_hash = await self._checkpoint()
+        outcome = PollOutcome(head=head, checkpoint=cp_number)
+        canonical = await self.rpc.block_hash(cp_number)
+        if canonical != cp_hash:
+            outcome.rolled_back_to = await self._roll_back()
+            outcome.checkpoint = outcome.rolled_back_to
+            return outcome
+        safe = head - self.confirmations
+        if safe <= cp_number:
+            return outcome
+        try:
+            events, last, last_hash = await self._fetch(cp_number, cp_hash, min(safe, cp_number + self.range))
+        except ReorgDuringFetch:
+            outcome.behind = True
+            return outcome
+        operators = await self._operators(events, last)
+        hashes = {e.block_number: e.block_hash for e in events}
+        outcome.ingested = self.store.ingest(events, hashes, (last, last_hash), operators)
+        outcome.events, outcome.checkpoint, outcome.behind = len(events), last, last < safe
+        if events:
+            self.on_events(events)
+        return outcome
+
+    async def _fetch(self, cp_number: int, cp_hash: str, to: int) -> tuple[list[Event], int, str]:
+        start = cp_number + 1
+        while True:
+            before = await self.rpc.block_hash(to)
+            try:
+                logs = await self.rpc.get_logs(self.decoder.addresses, start, to)
+                break
+            except RpcError as exc:
+                if to == start:
+                    raise
+                # The node refused the range (too many blocks or results): halve it and keep the smaller size.
+                self.range = max(1, (to - start + 1) // 2)
+                to = start + self.range - 1
+                log.info(
+                    "eth_getLogs refused %s blocks (%s); trying %s",
+                    to - start + 1,
+                    exc.rpc_message,
+                    self.range,
+                )
+        after, cp_now = await self.rpc.batch(
+            [("eth_getBlockByNumber", [hex(to), False]), ("eth_getBlockByNumber", [hex(cp_number), False])]
+        )
+        if after is None or before != after["hash"] or cp_now is None or cp_now["hash"] != cp_hash:
+            raise ReorgDuringFetch
+        if self.range < self.max_range:
+            self.range = min(self.max_range, self.range * 2)  # grow back after a success
+        events = [ev for ev in (self.decoder.decode(entry) for entry in logs) if ev is not None]
+        if any(ev.block_number == to and ev.block_hash != before for ev in events):
+            raise ReorgDuringFetch
+        events.sort(key=lambda e: (e.block_number, e.log_index))
+        return events, to, str(before)
+
+    async def _roll_back(self) -> int:
+        """Rolls the store back to the newest stored block that is still canonical; returns its number."""
+        stored = self.store.recent_hashes()
+        ancestor: tuple[int, str] | None = None
+        for number, block_hash in stored:
+            if await self.rpc.block_hash(number) == block_hash:
+                ancestor = (number, block_hash)
+                break
+        if ancestor is None:
+            # Deeper than the hashes kept: start again from the block before the deployment.
+            number = max(self.start_block - 1, 0)
+            genesis_side = await self.rpc.block_hash(number)
+            if genesis_side is None:
+                raise RpcError("eth_getBlockByNumber", f"the node has no block {number}")
+            ancestor = (number, genesis_side)
+        affected = self.store.rollback(ancestor)
+        log.warning("chain reorganisation: rolled back to block %s (%s jobs affected)", ancestor[0], affected)
+        return ancestor[0]
+
+    async def _operators(self, events: list[Event], block: int) -> list[OperatorInfo]:
+        addresses = sorted(
+            {to_checksum_address(e.args["operator"]) for e in events if e.name not in _ESCROW_NAMES}
+        )
+        if not addresses:
+            return []
+        registry = to_checksum_address(self.decoder.registry)
+        calls = []
+        for a in addresses:
+            arg = encode(["address"], [a])
+            for selector in (_OPERATOR_OF, _ENDPOINT_OF, _MODELS_OF, _IS_ACTIVE):
+                calls.append(
+                    ("eth_call", [{"to": registry, "data": "0x" + (selector + arg).hex()}, hex(block)])
+                )
+        results = await self.rpc.batch(calls)
+        out = []
+        for i, a in enumerate(addresses):
+            op_raw, endpoint_raw, models_raw, active_raw = (
+                bytes.fromhex(r[2:]) for r in results[4 * i : 4 * i + 4]
+            )
+            (struct,) = decode([_OPERATOR_STRUCT], op_raw)
+            (endpoint,) = decode(["string"], endpoint_raw)
+            (models,) = decode(["uint16[]"], models_raw)
+            (active,) = decode(["bool"], active_raw)
+            out.append(
+                OperatorInfo(a, str(endpoint), tuple(int(m) for m in models), bool(active), bool(struct[4]))
+            )
+        return out
+
+
+_ESCROW_NAMES = {"JobOpened", "JobSettled", "JobExpired", "ModelPriced", "ModelDelisted"}

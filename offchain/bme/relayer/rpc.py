@@ -1,0 +1,102 @@
+"""A lean asynchronous JSON-RPC client for the relayer's hot path (logs, headers, calls, raw transactions).
+
+web3.py's middleware stack costs about a millisecond of CPU per call; the relayer makes a few calls per block,
+so it speaks JSON-RPC directly over one kept-alive HTTP connection, batching where it can.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from bme.errors import ChainError
+
+
+class RpcError(ChainError):
+    """The node answered a call with an error, or did not answer."""
+
+    def __init__(self, method: str, message: str, code: int | None = None, data: object = None) -> None:
+        super().__init__(f"{method}: {message}")
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+
+
+class Rpc:
+    """JSON-RPC over HTTP; every failure (transport or node error) raises `RpcError`."""
+
+    def __init__(
+        self, url: str, timeout: float = 10.0, on_error: Callable[[str], None] | None = None
+    ) -> None:
+        self.url = url
+        self._client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=4))
+        self._ids = itertools.count(1)
+        self._on_error = on_error or (lambda _method: None)
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        reply = await self._post(method, payload)
+        if not isinstance(reply, dict):
+            self._on_error(method)
+            raise RpcError(method, f"unexpected reply {reply!r:.200}")
+        return self._result(method, reply)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several calls in one HTTP request; results in the order of `calls`."""
+        if not calls:
+            return []
+        first = next(self._ids)
+        payload = [
+            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)}
+            for i, (m, p) in enumerate(calls)
+        ]
+        self._ids = itertools.count(first + len(calls))
+        replies = await self._post(calls[0][0], payload)
+        if not isinstance(replies, list) or len(replies) != len(calls):
+            self._on_error(calls[0][0])
+            raise RpcError(calls[0][0], "the node did not answer the batch")
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        return [self._result(m, by_id.get(first + i, {})) for i, (m, _p) in enumerate(calls)]
+
+    async def _post(self, method: str, payload: Any) -> Any:
+        try:
+            response = await self._client.post(self.url, json=payload)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            self._on_error(method)
+            raise RpcError(method, f"{type(exc).__name__}: {exc}") from None
+
+    def _result(self, method: str, reply: dict[str, Any]) -> Any:
+        if "error" in reply:
+            self._on_error(method)
+            err = reply["error"] or {}
+            raise RpcError(method, str(err.get("message", err)), err.get("code"), err.get("data"))
+        if "result" not in reply:
+            self._on_error(method)
+            raise RpcError(method, "no result in the reply")
+        return reply["result"]
+
+    async def block_number(self) -> int:
+        return int(await self.call("eth_blockNumber"), 16)
+
+    async def block_hash(self, number: int) -> str | None:
+        """The canonical hash at `number`, or None if the node has no such block (yet)."""
+        block = await self.call("eth_getBlockByNumber", [hex(number), False])
+        return None if block is None else str(block["hash"])
+
+    async def get_logs(self, addresses: list[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        logs = await self.call(
+            "eth_getLogs", [{"address": addresses, "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
+        )
+        return list(logs)
+
+    async def eth_call(self, to: str, data: str, block: str = "latest") -> str:
+        return str(await self.call("eth_call", [{"to": to, "data": data}, block]))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

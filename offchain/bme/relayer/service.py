@@ -1,0 +1,316 @@
+"""The relayer service: ingestion, dispatch, settlement and the HTTP API on one event loop.
+
+Ingestion and settlement run only in the relayer holding the `leader` lease in the database; every relayer
+dispatches, taking jobs with row leases. A new-block subscription (WebSocket) wakes the poller early;
+polling at `poll_interval_s` goes on without it, so a lost subscription costs latency, never events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import uvicorn
+from eth_account.signers.local import LocalAccount
+
+from bme.chain.deploy import Deployment
+from bme.commitment import Domain
+from bme.errors import ConfigError
+from bme.relayer.api import create_api, wait_any
+from bme.relayer.db import TERMINAL
+from bme.relayer.dispatch import Dispatcher
+from bme.relayer.events import Event, EventDecoder
+from bme.relayer.ingest import Ingestor
+from bme.relayer.metrics import RelayerMetrics
+from bme.relayer.rpc import Rpc, RpcError
+from bme.relayer.settings import RelayerSettings
+from bme.relayer.settle import Settler
+from bme.relayer.store import JobStore
+
+log = logging.getLogger(__name__)
+
+LEADER = "leader"
+
+
+class Broadcast:
+    """Wakes every waiter when something changed; waiters then re-read what they care about."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        await wait_any(self._event, timeout)
+
+
+class Relayer:
+    """One relayer process's work. `run()` returns when `stop()` is called or the API server exits."""
+
+    def __init__(self, settings: RelayerSettings, account: LocalAccount) -> None:
+        self.settings = settings
+        self.account = account
+        self.metrics = RelayerMetrics()
+        try:
+            self.deployment = Deployment.load(settings.deployment)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot read the deployment {settings.deployment}: {exc}") from None
+        if not self.deployment.registry:
+            raise ConfigError(f"the deployment {settings.deployment} names no operator registry")
+        self.store = JobStore(settings.database_url, owner=settings.instance)
+        self.rpc = Rpc(settings.rpc_url, on_error=lambda m: self.metrics.rpc_errors.labels(method=m).inc())
+        self.domain = Domain(self.deployment.chain_id, self.deployment.escrow)
+        self.metrics.watch_jobs(self.store.counts)
+        self.new_block = asyncio.Event()
+        self.work = asyncio.Event()
+        self.completed = asyncio.Event()
+        self.changed = Broadcast()
+        self.dispatcher = Dispatcher(
+            self.store,
+            account,
+            self.metrics,
+            timeout_s=settings.dispatch_timeout_s,
+            max_tries_per_operator=settings.max_tries_per_operator,
+            concurrency=settings.concurrency,
+            on_completed=self._on_completed,
+        )
+        self.settler = Settler(
+            self.rpc,
+            self.store,
+            account,
+            self.deployment.escrow,
+            self.deployment.chain_id,
+            self.metrics,
+            batch_size=settings.batch_size,
+            batch_age_s=settings.batch_age_s,
+            stuck_after_s=settings.stuck_after_s,
+            deadline_margin_s=settings.deadline_margin_s,
+        )
+        self.ingestor: Ingestor | None = None
+        self.leader = False
+        self._leader_until = 0.0
+        self._last_poll = 0.0
+        self._stopping = asyncio.Event()
+        self.api = create_api(
+            self.store,
+            self.domain,
+            max_request_bytes=settings.max_request_bytes,
+            max_tokens_limit=settings.max_tokens_limit,
+            rate_per_minute=settings.rate_per_minute,
+            on_revealed=self._on_revealed,
+            ready=self._ready,
+            metrics=self.metrics.render,
+            job_changed=self._job_changed,
+        )
+        self.server: uvicorn.Server | None = None
+
+    # -- wiring ------------------------------------------------------------------------------------------
+
+    def _count_events(self, events: list[Event]) -> None:
+        for e in events:
+            self.metrics.events.labels(event=e.name).inc()
+
+    def _on_revealed(self, _job_id: str) -> None:
+        self.work.set()
+        self.changed.notify()
+
+    def _on_completed(self, _job_id: str) -> None:
+        self.completed.set()
+        self.changed.notify()
+
+    async def _job_changed(self, job_id: str, timeout: float) -> None:
+        """Returns when the job's state differs from now, or it ends, or after `timeout` seconds."""
+        job, _ = self.store.job(job_id)
+        first = job.state if job is not None else None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            await self.changed.wait(min(left, 0.1))
+            job, _ = self.store.job(job_id)
+            if job is not None and (job.state != first or job.state in TERMINAL):
+                return
+
+    def _ready(self) -> tuple[bool, dict[str, Any]]:
+        counts = self.store.counts()
+        lag = time.monotonic() - self._last_poll if self._last_poll else None
+        ok = self.ingestor is not None and (
+            not self.leader or (lag is not None and lag < 3 * self.settings.poll_interval_s + 10)
+        )
+        return ok, {"leader": self.leader, "seconds_since_poll": lag, "jobs": counts}
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def _hold_leadership(self) -> bool:
+        now = time.time()
+        if now > self._leader_until - self.settings.leader_ttl_s / 2:
+            self.leader = self.store.hold_lease(LEADER, self.settings.leader_ttl_s, now)
+            self._leader_until = now + self.settings.leader_ttl_s if self.leader else 0.0
+        return self.leader
+
+    # -- start -------------------------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        """Waits for the chain, checks it is the deployment's, and sets up ingestion."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                chain_id = int(await self.rpc.call("eth_chainId"), 16)
+                break
+            except RpcError as exc:
+                log.warning("waiting for the chain at %s: %s", self.settings.rpc_url, exc)
+                await wait_any(self._stopping, delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            return
+        if chain_id != self.deployment.chain_id:
+            raise ConfigError(
+                f"the RPC serves chain {chain_id}; the deployment is on chain {self.deployment.chain_id}"
+            )
+        self.ingestor = Ingestor(
+            self.rpc,
+            self.store,
+            EventDecoder(self.deployment.escrow, self.deployment.registry),
+            start_block=self.deployment.first_block,
+            confirmations=self.settings.confirmations_for(chain_id),
+            max_range=self.settings.max_block_range,
+            on_events=self._count_events,
+        )
+
+    async def run(self) -> None:
+        released = self.store.release_leases()
+        if released:
+            log.info("took back %s jobs this relayer held before its restart", released)
+        config = uvicorn.Config(
+            self.api, host=self.settings.host, port=self.settings.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        server_task = asyncio.create_task(self.server.serve(), name="api")
+        await self._connect()
+        tasks = [
+            asyncio.create_task(self._ingest_loop(), name="ingest"),
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._settle_loop(), name="settle"),
+            asyncio.create_task(self._expire_loop(), name="expire"),
+        ]
+        if self.settings.ws_url:
+            tasks.append(asyncio.create_task(self._subscribe_loop(self.settings.ws_url), name="subscribe"))
+        stop_task = asyncio.create_task(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [server_task, stop_task, *tasks], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task is not stop_task and task is not server_task and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stop_task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server_task, 5)
+            await self.dispatcher.aclose()
+            await self.rpc.aclose()
+            self.store.engine.dispose()
+
+    # -- loops -------------------------------------------------------------------------------------------
+
+    async def _ingest_loop(self) -> None:
+        assert self.ingestor is not None
+        backoff = self.settings.poll_interval_s
+        while not self._stopping.is_set():
+            self.new_block.clear()
+            if await self._hold_leadership():
+                try:
+                    outcome = await self.ingestor.poll()
+                except RpcError as exc:
+                    log.warning("ingestion: %s (retrying in %.1f s)", exc, backoff)
+                    await wait_any(self._stopping, backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                backoff = self.settings.poll_interval_s
+                self._last_poll = time.monotonic()
+                self.metrics.head.set(outcome.head)
+                self.metrics.checkpoint.set(outcome.checkpoint)
+                if outcome.rolled_back_to is not None:
+                    self.metrics.reorgs.inc()
+                    self.work.set()
+                    continue
+                if outcome.ingested is not None:
+                    if outcome.ingested.revealed:
+                        self.work.set()
+                    if outcome.ingested.settled or outcome.ingested.expired or outcome.ingested.opened:
+                        self.changed.notify()
+                if outcome.behind:
+                    continue
+            await wait_any(self.new_block, self.settings.poll_interval_s)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.work.clear()
+            if self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10) == 0:
+                await wait_any(self.work, 0.25)
+
+    async def _settle_loop(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            self.completed.clear()
+            if self.leader:
+                try:
+                    settled = await self.settler.step()
+                    backoff = 0.5
+                except RpcError as exc:
+                    log.warning("settlement: %s (retrying in %.1f s)", exc, backoff)
+                    await wait_any(self._stopping, backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if settled:
+                    self.changed.notify()
+                    continue
+            await wait_any(self.completed, min(self.settings.batch_age_s, 0.5) or 0.05)
+
+    async def _expire_loop(self) -> None:
+        while not self._stopping.is_set():
+            await wait_any(self._stopping, 5.0)
+            if not self.leader:
+                continue
+            try:
+                block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            except RpcError:
+                continue
+            expired = self.store.expire_overdue(int(block["timestamp"], 16), 0.0)
+            if expired:
+                log.info(
+                    "%s jobs passed their deadline unsettled; their payers may refund them", len(expired)
+                )
+                self.changed.notify()
+
+    async def _subscribe_loop(self, url: str) -> None:
+        """New-block notifications over WebSocket: a wake-up call for the poller, never a source of events."""
+        from websockets.asyncio.client import connect
+
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                async with connect(url, open_timeout=5, max_size=2**22) as ws:
+                    await ws.send(
+                        json.dumps(
+                            {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
+                        )
+                    )
+                    delay = 0.5
+                    async for _message in ws:
+                        self.new_block.set()
+            except (OSError, TimeoutError, Exception) as exc:  # any failure: reconnect later
+                log.debug("new-block subscription lost: %s", exc)
+            await wait_any(self._stopping, delay)
+            delay = min(delay * 2, 10.0)

@@ -1,0 +1,246 @@
+"""A user's jobs from Python: commit to a request, reveal it, pay, read the answer, verify it, refund.
+
+    client = JobsClient(protocol, account, relayer_url)
+    job = client.prepare("SmolLM2-135M-Instruct", "Name three colours.", max_tokens=64)
+    client.reveal(job)                  # the request goes to the relayer, signed by the payer
+    client.pay(job)                     # one transaction: permit + burn + open the job
+    result = client.wait(job.job_id)    # the answer, once settled on-chain
+    client.verify(job.job_id, result["answer"])  # the on-chain result hash matches the answer
+
+Reveal before paying: then the relayer can dispatch the moment it sees the payment. Either order works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from bme.chain.client import Sent
+from bme.chain.deploy import Protocol
+from bme.chain.signing import sign_permit
+from bme.commitment import (
+    Domain,
+    job_hex,
+    job_id_for,
+    read_message,
+    request_text,
+    result_hash,
+    reveal_message,
+    sign,
+    spec_hash,
+)
+from bme.errors import BmeError, ChainError
+from bme.user.quote import Quote, quote_job
+
+#: The job states after which nothing more happens to it.
+FINAL_STATES = ("SETTLED", "FAILED", "EXPIRED")
+JOB_STATUS = ("none", "open", "settled", "expired")
+
+
+class StepFailed(BmeError):
+    """A step of asking failed; the message names the step and how to recover the payment."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A request committed to, and what paying for it costs."""
+
+    text: str
+    spec: bytes
+    job_id: int
+    quote: Quote
+
+    @property
+    def job_hex(self) -> str:
+        return job_hex(self.job_id)
+
+
+class JobsClient:
+    """One wallet's view of the protocol and the relayer."""
+
+    def __init__(
+        self, protocol: Protocol, account: LocalAccount, relayer_url: str, timeout: float = 30.0
+    ) -> None:
+        self.protocol = protocol
+        self.account = account
+        self.relayer_url = relayer_url.rstrip("/")
+        self.domain = Domain(protocol.deployment.chain_id, protocol.deployment.escrow)
+        self.http = httpx.Client(timeout=timeout)
+
+    def prepare(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        max_tokens: int,
+        system: str | None = None,
+        seed: int | None = None,
+    ) -> PreparedJob:
+        """Builds the request text, its commitment and job id, and quotes the burn that pays for it."""
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        quote = quote_job(self.protocol, model, max_output_tokens=max_tokens, prompt=(system or "") + prompt)
+        text = request_text(quote.model_name, messages, max_tokens, seed=seed)
+        spec = spec_hash(text)
+        return PreparedJob(text, spec, job_id_for(self.account.address, spec), quote)
+
+    def reveal(self, job: PreparedJob) -> dict[str, Any]:
+        """Sends the request text to the relayer with the payer's EIP-712 signature."""
+        signature = sign(self.account, reveal_message(self.domain, job.job_id, job.spec))
+        try:
+            response = self.http.post(
+                f"{self.relayer_url}/v1/jobs/{job.job_hex}/reveal",
+                json={"request": job.text, "signature": signature},
+            )
+        except httpx.HTTPError as exc:
+            raise StepFailed("reveal", f"the relayer at {self.relayer_url} is unreachable: {exc}") from None
+        body = _json(response)
+        if response.status_code != 202:
+            raise StepFailed(
+                "reveal", f"the relayer refused the request ({response.status_code}): {_detail(body)}"
+            )
+        return body
+
+    def pay(self, job: PreparedJob, *, duration_s: int = 3600) -> Sent:
+        """Burns CMP for the job in one transaction (an EIP-2612 permit instead of a separate approval)."""
+        p, q = self.protocol, job.quote
+        if q.problems:
+            raise StepFailed("pay", "; ".join(q.problems))
+        now = p.client.timestamp()
+        v, r, s = sign_permit(
+            p.token, self.account, p.bme.address, q.burn_cmp, now + duration_s, p.client.chain_id
+        )
+        call = p.escrow.functions.burnForJobWithPermit(
+            q.burn_cmp, q.burn_credits, q.model_id, job.spec, now + duration_s, now + duration_s, v, r, s
+        )
+        try:
+            return p.client.send(self.account, call)
+        except BmeError as exc:
+            raise StepFailed("pay", str(exc)) from None
+
+    def status(self, job_id: int, *, wait: float = 0.0) -> dict[str, Any]:
+        """The relayer's record of the job (state, answer, history); readable by its payer only."""
+        issued_at = int(time.time())
+        signature = sign(self.account, read_message(self.domain, job_id, issued_at))
+        try:
+            response = self.http.get(
+                f"{self.relayer_url}/v1/jobs/{job_hex(job_id)}",
+                params={"wait": wait} if wait else None,
+                headers={"X-BME-Issued-At": str(issued_at), "X-BME-Signature": signature},
+                timeout=wait + 30,
+            )
+        except httpx.HTTPError as exc:
+            raise StepFailed("wait", f"the relayer at {self.relayer_url} is unreachable: {exc}") from None
+        body = _json(response)
+        if response.status_code != 200:
+            raise StepFailed("wait", f"the relayer answered {response.status_code}: {_detail(body)}")
+        return body
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        until: tuple[str, ...] = FINAL_STATES,
+        timeout: float = 600.0,
+        on_state: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Long-polls the relayer until the job reaches one of `until` (default: settled, failed, expired)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            left = deadline - time.monotonic()
+            body = self.status(job_id, wait=max(0.0, min(left, 30.0)))
+            if body["state"] != last and on_state is not None:
+                on_state(body)
+            last = body["state"]
+            if body["state"] in until or body["state"] in FINAL_STATES:
+                return body
+            if time.monotonic() >= deadline:
+                raise StepFailed("wait", f"job {job_hex(job_id)} is still {last} after {timeout:g} s")
+
+    def settlement(self, job_id: int) -> dict[str, Any] | None:
+        """The job's `JobSettled` event on-chain, or None if it is not settled."""
+        escrow = self.protocol.escrow
+        logs = escrow.events.JobSettled().get_logs(
+            from_block=self.protocol.deployment.first_block, argument_filters={"jobId": job_id}
+        )
+        if not logs:
+            return None
+        ev = logs[-1]
+        return {**dict(ev["args"]), "tx_hash": "0x" + ev["transactionHash"].hex().removeprefix("0x")}
+
+    def verify(self, job_id: int, answer: str) -> dict[str, Any]:
+        """Checks that the result hash recorded at settlement is the hash of `answer`; returns the event."""
+        settled = self.settlement(job_id)
+        if settled is None:
+            raise StepFailed("verify", f"job {job_hex(job_id)} has no settlement on-chain")
+        if bytes(settled["resultHash"]) != result_hash(answer):
+            raise StepFailed(
+                "verify",
+                f"the answer's hash 0x{result_hash(answer).hex()} differs from the one settled on-chain "
+                f"0x{bytes(settled['resultHash']).hex()}",
+            )
+        return settled
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The wallet's jobs, from the chain: id, model, reservation, deadline and on-chain status."""
+        escrow = self.protocol.escrow
+        out = []
+        for ev in escrow.events.JobOpened().get_logs(
+            from_block=self.protocol.deployment.first_block, argument_filters={"payer": self.account.address}
+        ):
+            job_id = int(ev["args"]["jobId"])
+            status = int(escrow.functions.jobOf(job_id).call()[4])
+            out.append(
+                {
+                    "job_id": job_hex(job_id),
+                    "model_id": int(ev["args"]["modelId"]),
+                    "max_credits": int(ev["args"]["maxCredits"]),
+                    "tokens_burned": int(ev["args"]["tokensBurned"]),
+                    "deadline": int(ev["args"]["deadline"]),
+                    "status": JOB_STATUS[status],
+                    "open_tx": "0x" + ev["transactionHash"].hex().removeprefix("0x"),
+                }
+            )
+        return out
+
+    def refund(self, job_id: int) -> Sent:
+        """Expires an unsettled job past its deadline: its whole reservation returns to the wallet as CRD."""
+        escrow = self.protocol.escrow
+        _payer, _model, deadline, _max, status = escrow.functions.jobOf(job_id).call()
+        if status != 1:
+            raise StepFailed("refund", f"job {job_hex(job_id)} is {JOB_STATUS[status]}, not open")
+        now = self.protocol.client.timestamp()
+        if now <= deadline:
+            raise StepFailed(
+                "refund", f"job {job_hex(job_id)} is open until {deadline} (chain time now {now})"
+            )
+        try:
+            return self.protocol.client.send(self.account, escrow.functions.expire(job_id))
+        except ChainError as exc:
+            raise StepFailed("refund", str(exc)) from None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"detail": response.text[:300]}
+    return body if isinstance(body, dict) else {"detail": body}
+
+
+def _detail(body: dict[str, Any]) -> str:
+    return str(body.get("detail", body))
