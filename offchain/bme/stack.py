@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from bme.chain.client import ChainClient
-from bme.chain.deploy import SMOLLM2, DeployConfig, Protocol, deploy_protocol
+from bme.chain.deploy import SMOLLM2, DeployConfig, ModelListing, Protocol, deploy_protocol
 from bme.chain.devnet import Anvil, devnet_keys, free_port
 from bme.errors import ChainError
 
@@ -38,6 +38,7 @@ class StackConfig:
     users: int = 1
     user_funds: int = 10_000 * CMP
     epoch_length: int = 3_600
+    models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])  # the price book
     work_dir: Path = field(default_factory=lambda: Path("."))
     anvil_args: list[str] = field(default_factory=list)
 
@@ -130,7 +131,7 @@ class LocalStack:
                 epoch_length=self.config.epoch_length,
                 relayers=[self.relayer_account.address],
                 genesis=genesis,
-                models=[SMOLLM2],
+                models=list(self.config.models),
             ),
         )
         self.protocol.deployment.save(self.deployment_file)
@@ -154,7 +155,14 @@ class LocalStack:
         self.processes.append(proc)
         return proc
 
-    def start_node(self, index: int = 0, *, port: int | None = None, register: bool = True) -> Process:
+    def start_node(
+        self,
+        index: int = 0,
+        *,
+        port: int | None = None,
+        register: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> Process:
         """Starts operator `index`'s node (the embedded model) and registers it in the registry."""
         operator = self.operators[index]
         port = port or free_port()
@@ -167,6 +175,7 @@ class LocalStack:
                 "BME_NODE_OPERATOR_ADDRESS": operator.address,
                 "BME_NODE_JOB_JOURNAL": str(self.work_dir / f"node-{index}-journal.jsonl"),
                 "BME_NODE_MAX_QUEUE": "256",
+                **(extra_env or {}),
             },
             url,
         )

@@ -61,6 +61,11 @@ class Anvil:
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (to pause it with SIGSTOP in fault tests), or None when stopped."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def start(self, timeout: float = 15.0) -> Anvil:
         exe = find_anvil()
         if exe is None:

@@ -1,31 +1,29 @@
-"""`bme demo`: a local devnet, the protocol deployed on it, and one paid job from burn to redemption."""
+"""`bme demo`: the whole protocol on a local devnet, with real processes, told step by step.
+
+anvil, the contracts, an operator node serving the embedded model and a relayer all start here; a user wallet
+then burns CMP for a real answer, the settlement shows on-chain, time moves to the end of the epoch, and the
+operator claims its minted reward and redeems its earnings. Everything stops at the end, also on failure.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
+import httpx
 from rich.console import Console
 from rich.table import Table
 from web3.logs import DISCARD
 
-from bme.chain.client import ChainClient
-from bme.chain.deploy import SMOLLM2, DeployConfig, Protocol, deploy_protocol
-from bme.chain.devnet import Anvil, devnet_keys
+from bme.chain.deploy import SMOLLM2
+from bme.stack import LocalStack, StackConfig
+from bme.user.ask_cli import run_ask
+from bme.user.jobs import JobsClient
 
 CMP, CRD = 10**18, 10**6
-STATUS_NAMES = ("Healthy", "Warning", "HaltCR", "HaltOracle")
-
-
-@dataclass
-class Roles:
-    deployer: LocalAccount
-    user: LocalAccount
-    relayer: LocalAccount
-    operator: LocalAccount
+PROMPT = "In one sentence, what does a burn-mint equilibrium do?"
 
 
 def _cmp(x: int) -> str:
@@ -36,93 +34,119 @@ def _crd(x: int) -> str:
     return f"{x / CRD:,.6f} CRD"
 
 
-def _figures(p: Protocol) -> dict[str, str]:
-    f = p.bme.functions
-    return {
-        "CMP supply": _cmp(p.token.functions.totalSupply().call()),
-        "remint credits": _cmp(f.remintCredits().call()),
-        "outstanding credits": _crd(f.outstandingCredits().call()),
-        "collateral ratio": f"{f.collateralRatioBps().call() / 100:,.2f} %"
-        if f.outstandingCredits().call()
-        else "n/a (nothing outstanding)",
-        "status": STATUS_NAMES[f.status().call()],
+def _figures_table(figures: dict[str, Any]) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    cr = figures["collateral_ratio_bps"]
+    rows = {
+        "CMP supply": _cmp(figures["cmp_supply"]),
+        "CMP burned for credits": _cmp(figures["cmp_burned"]),
+        "CMP re-issued": _cmp(figures["cmp_reissued"]),
+        "CMP newly issued": _cmp(figures["cmp_newly_issued"]),
+        "CMP emitted": _cmp(figures["cmp_emitted"]),
+        "remint credits": _cmp(figures["remint_credits"]),
+        "outstanding credits": _crd(figures["outstanding_credits"]),
+        "collateral ratio": "n/a (nothing outstanding)" if cr is None else f"{cr / 100:,.2f} %",
+        "status": figures["status"],
+        "epoch": str(figures["current_epoch"]),
     }
+    for k, v in rows.items():
+        table.add_row(k, v)
+    return table
 
 
-def run_demo(console: Console, input_tokens: int, output_tokens: int) -> None:
-    """Runs the demo, printing each step. Token counts are inputs until the operator node measures them."""
-    deployer, user, relayer, operator = (Account.from_key(k) for k in devnet_keys(4))
-    with Anvil() as anvil:
-        console.rule("[bold]1. A local devnet")
-        console.print(f"anvil at {anvil.url}, chain id {anvil.chain_id}")
-        client = ChainClient.connect(anvil.url)
+def push_fresh_price(stack: LocalStack, price: int = CMP) -> None:
+    """The feeder's next oracle reading, stamped with the chain's time (the oracle refuses stale prices)."""
+    stack.client.send(
+        stack.deployer, stack.protocol.oracle.functions.pushPrice(price, 0, stack.client.timestamp())
+    )
 
-        console.rule("[bold]2. Deploy and hand governance to the timelock")
-        p = deploy_protocol(
-            client,
-            deployer,
-            DeployConfig(genesis={user.address: 1_000 * CMP}, relayers=[relayer.address]),
-        )
-        d = p.deployment
-        table = Table(show_header=False)
-        for name in ("token", "credit", "oracle", "bme", "escrow", "timelock"):
-            table.add_row(name, getattr(d, name))
-        console.print(table)
-        console.print(
-            f"oracle price: $1.00 per CMP; model {SMOLLM2.model_id} = {SMOLLM2.name}, "
-            f"${SMOLLM2.input_price_per_million / CRD:.2f} / ${SMOLLM2.output_price_per_million / CRD:.2f}"
-            " per million input / output tokens"
-        )
 
-        console.rule("[bold]3. The user burns CMP for a job")
-        request = {
-            "model": SMOLLM2.name,
-            "messages": [{"role": "user", "content": "What is a burn-mint equilibrium?"}],
-            "max_tokens": 64,
-            "salt": "demo-1",
-        }
-        spec_hash = keccak(text=json.dumps(request, sort_keys=True, separators=(",", ":")))
-        reserve = 10 * CRD + 50_000  # the minimum mint is 10 CRD; the unused part is refunded at settlement
-        tokens = p.bme.functions.quoteTokensForCredits(reserve).call()
-        client.send(user, p.token.functions.approve(p.bme.address, tokens))
-        deadline = client.timestamp() + 3600
-        sent = client.send(
-            user, p.escrow.functions.burnForJob(tokens, reserve, SMOLLM2.model_id, spec_hash, deadline)
-        )
-        job_id = p.escrow.functions.jobIdFor(user.address, spec_hash).call()
-        opened = p.escrow.events.JobOpened().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
-        console.print(f"burned {_cmp(tokens)} for {_crd(opened['maxCredits'])} reserved for job {job_id:#x}")
-        console.print(
-            f"request commitment (specHash) {spec_hash.hex()}; tx {sent.tx_hash}, gas {sent.gas_used:,}"
-        )
+def run_demo(console: Console, max_tokens: int = 48, work_dir: Path | None = None) -> dict[str, Any]:
+    """Runs the demo, printing each step; returns the figures it printed (for tests)."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bme-demo-") as tmp:
+        config = StackConfig(operators=1, users=1, epoch_length=3_600, work_dir=work_dir or Path(tmp))
+        with LocalStack(config) as stack:
+            return _steps(console, stack, max_tokens, started)
 
-        console.rule("[bold]4. The relayer settles the job")
-        answer = "(answer produced off-chain by the operator node)"
-        result_hash = keccak(text=answer)
-        sent = client.send(
-            relayer,
-            p.escrow.functions.settle([(job_id, operator.address, input_tokens, output_tokens, result_hash)]),
-        )
-        settled = p.escrow.events.JobSettled().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
-        console.print(
-            f"{input_tokens} input + {output_tokens} output tokens: charged {_crd(settled['charge'])}, "
-            f"refunded {_crd(settled['refund'])} to the user; tx {sent.tx_hash}, gas {sent.gas_used:,}"
-        )
-        console.print(f"operator earnings: {_crd(p.escrow.functions.earningsOf(operator.address).call())}")
 
-        console.rule("[bold]5. The operator redeems its earnings for CMP")
-        client.send(deployer, to=operator.address, value=0)  # keeps the block clock moving
-        earned = p.escrow.functions.earningsOf(operator.address).call()
-        sent = client.send(operator, p.bme.functions.redeem(earned, 0))
-        red = p.bme.events.Redeemed().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
-        console.print(
-            f"redeemed {_crd(red['credits'])} for {_cmp(red['tokensMinted'])}: "
-            f"{_cmp(red['reissued'])} re-issued against earlier burns, {_cmp(red['newlyIssued'])} new"
-        )
+def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float) -> dict[str, Any]:
+    p, d = stack.protocol, stack.protocol.deployment
+    operator, user = stack.operators[0], stack.users[0]
 
-        console.rule("[bold]6. Where the protocol stands")
-        table = Table(show_header=False)
-        for k, v in _figures(p).items():
-            table.add_row(k, v)
-        console.print(table)
-        console.print("[green]demo complete[/green]: anvil stopped.")
+    console.rule("[bold]1. A devnet with the protocol deployed")
+    console.print(f"anvil at {stack.anvil.url}, chain id {d.chain_id}; governance handed to the timelock")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for name in ("token", "credit", "oracle", "bme", "escrow", "registry", "emissions", "timelock"):
+        table.add_row(name, getattr(d, name))
+    console.print(table)
+    epoch_len = p.escrow.functions.epochLength().call()
+    console.print(
+        f"price book: model {SMOLLM2.model_id} = {SMOLLM2.name} at "
+        f"${SMOLLM2.input_price_per_million / CRD:.2f} / ${SMOLLM2.output_price_per_million / CRD:.2f} "
+        "per million input / output tokens; oracle $1.00 per CMP; "
+        f"epochs of {epoch_len} s, {_cmp(p.emissions.functions.epochEmission(0).call())} emitted per epoch",
+        soft_wrap=True,
+    )
+
+    console.rule("[bold]2. An operator node and a relayer, as real processes")
+    with console.status("starting the operator node (embedded SmolLM2-135M model)"):
+        node = stack.start_node(0)
+    console.print(f"operator {operator.address} staked 1,000 CMP and serves model 1 at {node.url}")
+    with console.status("starting the relayer"):
+        relayer = stack.start_relayer(extra_env={"BME_RELAYER_BATCH_AGE_S": "0.2"})
+    console.print(f"relayer {stack.relayer_account.address}: API at {relayer.url} (OpenAPI at /docs)")
+
+    console.rule("[bold]3. A user burns CMP for an answer")
+    cmp_before = p.token.functions.balanceOf(user.address).call()
+    console.print(f"user wallet {user.address} holds {_cmp(cmp_before)}; asks: [italic]{PROMPT}[/italic]")
+    push_fresh_price(stack)
+    client = JobsClient(p, user, relayer.url)
+    try:
+        result = run_ask(client, str(SMOLLM2.model_id), PROMPT, max_tokens=max_tokens, out=console)
+    finally:
+        client.close()
+    cmp_after = p.token.functions.balanceOf(user.address).call()
+    console.print(
+        f"user: {_cmp(cmp_before - cmp_after)} burned; credit balance now "
+        f"{_crd(p.credit.functions.balanceOf(user.address).call())} (the unused reservation, for later jobs)"
+    )
+
+    console.rule("[bold]4. The settlement on-chain")
+    earned = p.escrow.functions.earningsOf(operator.address).call()
+    epoch = p.escrow.functions.currentEpoch().call()
+    console.print(
+        f"operator earnings {_crd(earned)}; work recorded in epoch {epoch}: "
+        f"{_crd(p.escrow.functions.workOf(operator.address, epoch).call())}"
+    )
+    figures = httpx.get(f"{relayer.url}/v1/protocol", timeout=30).json()
+    console.print(_figures_table(figures))
+
+    console.rule("[bold]5. The epoch ends; the operator claims its minted reward")
+    next_start = p.escrow.functions.epochGenesis().call() + (epoch + 1) * epoch_len
+    w3 = stack.client.w3
+    w3.provider.make_request("evm_setNextBlockTimestamp", [next_start + 1])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    push_fresh_price(stack)
+    console.print(f"chain time moved to {next_start + 1}: epoch {epoch} is over")
+    sent = stack.client.send(operator, p.emissions.functions.claim())
+    claimed = p.emissions.events.RewardsClaimed().process_receipt(sent.receipt, errors=DISCARD)
+    reward = sum(int(ev["args"]["tokens"]) for ev in claimed)
+    console.print(
+        f"claimed {_cmp(reward)} of emission for epoch {epoch} (tx {sent.tx_hash}, gas {sent.gas_used:,})"
+    )
+
+    console.rule("[bold]6. The operator redeems its earnings for CMP")
+    sent = stack.client.send(operator, p.bme.functions.redeem(earned, 0))
+    red = p.bme.events.Redeemed().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
+    console.print(
+        f"redeemed {_crd(red['credits'])} for {_cmp(red['tokensMinted'])}: {_cmp(red['reissued'])} re-issued "
+        f"against earlier burns, {_cmp(red['newlyIssued'])} new (tx {sent.tx_hash}, gas {sent.gas_used:,})"
+    )
+    final = httpx.get(f"{relayer.url}/v1/protocol", timeout=30).json()
+    console.print(_figures_table(final))
+    console.print(
+        f"[green]demo complete[/green] in {time.monotonic() - started:.1f} s: "
+        "stopping the relayer, the node and anvil"
+    )
+    return {"job": result, "reward": reward, "redeemed": dict(red), "figures": final}

@@ -11,10 +11,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from bme.errors import BmeError
+from bme.user import ask_cli
+from bme.user.quote_cli import quote_command
+from bme.user.wallet_cli import wallet_app
 
 app = typer.Typer(help="Burn-mint equilibrium protocol for paying AI inference.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: figures measured side by side in one run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(wallet_app, name="wallet")
+app.command("quote")(quote_command)
+app.command("ask")(ask_cli.ask)
+app.command("jobs")(ask_cli.jobs)
+app.command("refund")(ask_cli.refund)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,13 +45,12 @@ def bench_gas(
 
 @app.command("demo")
 def demo(
-    input_tokens: Annotated[int, typer.Option(help="Prompt tokens the job is charged for.")] = 38,
-    output_tokens: Annotated[int, typer.Option(help="Completion tokens the job is charged for.")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens of the model's answer.")] = 48,
 ) -> None:
-    """Start anvil, deploy the protocol, and pay, settle and redeem one job, printing each step."""
+    """The whole protocol on a devnet with real processes: pay for an answer, settle, claim, redeem."""
     from bme.cli.demo import run_demo
 
-    run_demo(console, input_tokens, output_tokens)
+    run_demo(console, max_tokens)
 
 
 def _register_optional() -> None:
@@ -61,6 +68,16 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _register_relayer() -> None:
+    from bme.relayer.cli import bench_relayer_command, relayer_app
+
+    app.add_typer(relayer_app, name="relayer")
+    bench_app.command("relayer")(bench_relayer_command)
+
+
+_register_relayer()
+
+
 def main() -> None:
     """Entry point: a `BmeError` becomes one line on stderr and exit code 1, never a traceback."""
     try:
@@ -75,7 +92,8 @@ def main() -> None:
     except Exception as exc:
         import click
 
-        if isinstance(exc, click.ClickException):
+        # Recent Typer releases raise their own copy of click's exceptions, derived from TyperException.
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise

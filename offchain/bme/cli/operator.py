@@ -7,11 +7,9 @@ claim, an unreachable RPC, a revert) raise `BmeError` subclasses, which `bme` pr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,10 +19,22 @@ from rich.console import Console
 from web3.contract.contract import ContractFunction
 
 from bme.chain.client import ChainClient, Sent
-from bme.chain.deploy import Deployment, Protocol
-from bme.errors import BmeError, ChainError, ConfigError
+from bme.chain.deploy import Protocol
+from bme.cli.common import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_RPC,
+    DeploymentOpt,
+    RpcOpt,
+    chain_errors,
+    fmt,
+    load_deployment,
+    open_protocol,
+    parse_amount,
+    read_password,
+)
+from bme.errors import ConfigError
 from bme.node.cli import operator_app
-from bme.wallet.keystore import PASSWORD_ENV, keystore_address, load_account
+from bme.wallet.keystore import keystore_address, load_account
 
 CMP, CRD = 10**18, 10**6
 MAX_UINT = 2**256 - 1
@@ -36,50 +46,6 @@ KeystoreOpt = Annotated[
     Path,
     typer.Option("--keystore", "-k", envvar="BME_KEYSTORE", help="The operator's keystore [BME_KEYSTORE]."),
 ]
-RpcOpt = Annotated[
-    str, typer.Option("--rpc-url", envvar="BME_RPC_URL", help="JSON-RPC endpoint [BME_RPC_URL].")
-]
-DeploymentOpt = Annotated[
-    Path,
-    typer.Option(
-        "--deployment", envvar="BME_DEPLOYMENT", help="Addresses written by the deployment [BME_DEPLOYMENT]."
-    ),
-]
-DEFAULT_RPC = "http://127.0.0.1:8545"
-DEFAULT_DEPLOYMENT = Path("deployment.json")
-
-
-def parse_amount(text: str, decimals: int, unit: str) -> int:
-    """`text` (a decimal number of whole units, e.g. '1000' or '0.5') in base units."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ConfigError(f"{text!r} is not an amount of {unit}") from None
-    scaled = value * 10**decimals
-    if value < 0 or scaled != scaled.to_integral_value():
-        raise ConfigError(f"{text!r} is not a valid amount of {unit} ({decimals} decimals at most)")
-    return int(scaled)
-
-
-def fmt(amount: int, decimals: int, unit: str) -> str:
-    return f"{Decimal(amount) / 10**decimals:,.{min(decimals, 6)}f} {unit}"
-
-
-@contextmanager
-def chain_errors(rpc_url: str) -> Iterator[None]:
-    """Transport failures in the middle of a command become one `ChainError`."""
-    try:
-        yield
-    except BmeError:
-        raise
-    except (OSError, ConnectionError) as exc:
-        raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
-    except Exception as exc:
-        import requests
-
-        if isinstance(exc, requests.RequestException):
-            raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
-        raise
 
 
 @dataclass
@@ -98,28 +64,14 @@ class Session:
         return sent
 
 
-def _password() -> str:
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = typer.prompt("keystore password", hide_input=True)
-    return password
-
-
 def _connect(keystore: Path, rpc_url: str, deployment: Path, unlock: bool) -> Session:
     address = keystore_address(keystore)
-    if not deployment.exists():
-        raise ConfigError(f"no deployment file at {deployment} (pass --deployment or set BME_DEPLOYMENT)")
-    try:
-        d = Deployment.load(deployment)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{deployment} is not a deployment file: {exc}") from None
+    d = load_deployment(deployment)
     if not d.registry or not d.emissions:
         raise ConfigError(f"{deployment} predates the operator registry: redeploy the protocol")
-    account = load_account(keystore, _password()) if unlock else None
-    client = ChainClient.connect(rpc_url)
-    if client.chain_id != d.chain_id:
-        raise ConfigError(f"{rpc_url} is chain {client.chain_id}, but {deployment} is for chain {d.chain_id}")
-    return Session(client, Protocol.at(client, d), address, account)
+    account = load_account(keystore, read_password()) if unlock else None
+    protocol = open_protocol(rpc_url, deployment, d)
+    return Session(protocol.client, protocol, address, account)
 
 
 def _show_state(s: Session) -> None:

@@ -112,3 +112,26 @@ def run(
         await relayer.run()
 
     asyncio.run(main())
+
+
+def bench_relayer_command(
+    jobs: Annotated[
+        int, typer.Option(help="Paid jobs to run (at least 1,000 for the published figure).")
+    ] = 1000,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The relayer's added latency (payment receipt to operator) and CPU per job, on anvil, real node."""
+    import json
+    import sys
+
+    from bme.relayer.bench import run_relayer_bench
+
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    out = Console()
+    with out.status("benchmarking the relayer") as status:
+        figures = run_relayer_bench(jobs, progress=lambda m: status.update(f"benchmarking the relayer: {m}"))
+    if json_output:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        out.print_json(json.dumps(figures))

@@ -24,6 +24,7 @@ from bme.relayer.api import create_api, wait_any
 from bme.relayer.db import TERMINAL
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.events import Event, EventDecoder
+from bme.relayer.figures import ChainFigures
 from bme.relayer.ingest import Ingestor
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.rpc import Rpc, RpcError
@@ -107,6 +108,7 @@ class Relayer:
             ready=self._ready,
             metrics=self.metrics.render,
             job_changed=self._job_changed,
+            extra_routes=ChainFigures(settings.rpc_url, self.deployment).install,
         )
         self.server: uvicorn.Server | None = None
 

@@ -86,10 +86,21 @@ class JobsClient:
         seed: int | None = None,
     ) -> PreparedJob:
         """Builds the request text, its commitment and job id, and quotes the burn that pays for it."""
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": prompt}
-        ]
         quote = quote_job(self.protocol, model, max_output_tokens=max_tokens, prompt=(system or "") + prompt)
+        return self.prepare_with(quote, prompt, max_tokens=max_tokens, system=system, seed=seed)
+
+    def prepare_with(
+        self,
+        quote: Quote,
+        prompt: str,
+        *,
+        max_tokens: int,
+        system: str | None = None,
+        seed: int | None = None,
+    ) -> PreparedJob:
+        """`prepare` with a quote in hand (for many jobs of one size, quoted once)."""
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
         text = request_text(quote.model_name, messages, max_tokens, seed=seed)
         spec = spec_hash(text)
         return PreparedJob(text, spec, job_id_for(self.account.address, spec), quote)

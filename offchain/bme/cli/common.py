@@ -1,0 +1,105 @@
+"""What the chain-reading commands share: options, amounts, passwords and the connection to the protocol.
+
+Every command that reads the chain takes `--rpc-url`/`BME_RPC_URL` and `--deployment`/`BME_DEPLOYMENT` with
+the same defaults, reads a keystore's password from `BME_PASSWORD` or a hidden prompt (never from the command
+line), and turns a missing deployment, another chain or a lost connection into one `BmeError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bme.chain.client import ChainClient
+from bme.chain.deploy import Deployment, Protocol
+from bme.errors import BmeError, ChainError, ConfigError
+from bme.wallet.keystore import PASSWORD_ENV
+
+RpcOpt = Annotated[
+    str, typer.Option("--rpc-url", envvar="BME_RPC_URL", help="JSON-RPC endpoint [BME_RPC_URL].")
+]
+DeploymentOpt = Annotated[
+    Path,
+    typer.Option(
+        "--deployment", envvar="BME_DEPLOYMENT", help="Addresses written by the deployment [BME_DEPLOYMENT]."
+    ),
+]
+DEFAULT_RPC = "http://127.0.0.1:8545"
+DEFAULT_DEPLOYMENT = Path("deployment.json")
+
+
+def parse_amount(text: str, decimals: int, unit: str) -> int:
+    """`text` (a decimal number of whole units, e.g. '1000' or '0.5') in base units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{text!r} is not an amount of {unit}") from None
+    scaled = value * 10**decimals
+    if value < 0 or scaled != scaled.to_integral_value():
+        raise ConfigError(f"{text!r} is not a valid amount of {unit} ({decimals} decimals at most)")
+    return int(scaled)
+
+
+def fmt(amount: int, decimals: int, unit: str) -> str:
+    return f"{Decimal(amount) / 10**decimals:,.{min(decimals, 6)}f} {unit}"
+
+
+def usd(amount: int, decimals: int) -> str:
+    """`amount` base units of dollars (`decimals` of them) as `$1,234.50`: cents always, and the smaller
+    digits when they are not zero (`$0.000097`)."""
+    whole, _, frac = f"{Decimal(amount) / 10**decimals:,.{decimals}f}".partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def read_password(*, confirm: bool = False, prompt: str = "keystore password") -> str:
+    """The keystore password: `BME_PASSWORD` when set, else a hidden prompt (typed twice when `confirm`)."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return password
+
+
+@contextmanager
+def chain_errors(rpc_url: str) -> Iterator[None]:
+    """Transport failures in the middle of a command become one `ChainError`."""
+    try:
+        yield
+    except BmeError:
+        raise
+    except (OSError, ConnectionError) as exc:
+        raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
+    except Exception as exc:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
+        raise
+
+
+def load_deployment(path: Path) -> Deployment:
+    """The deployment file at `path`, or a `ConfigError` saying what is wrong with it."""
+    if not path.exists():
+        raise ConfigError(f"no deployment file at {path} (pass --deployment or set BME_DEPLOYMENT)")
+    try:
+        return Deployment.load(path)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a deployment file: {exc}") from None
+
+
+def open_protocol(rpc_url: str, path: Path, deployment: Deployment | None = None) -> Protocol:
+    """The protocol of the deployment file at `path` (or of `deployment`, already loaded from it) on the chain
+    at `rpc_url`, which must be the chain the file was written for."""
+    d = deployment if deployment is not None else load_deployment(path)
+    client = ChainClient.connect(rpc_url)
+    if client.chain_id != d.chain_id:
+        raise ConfigError(f"{rpc_url} is chain {client.chain_id}, but {path} is for chain {d.chain_id}")
+    try:
+        return Protocol.at(client, d)
+    except ValueError as exc:  # an empty or malformed address
+        raise ConfigError(f"{path} lacks a contract address ({exc}): redeploy the protocol") from None
