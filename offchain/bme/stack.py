@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ OPERATOR_STAKE = 1_000 * CMP
 
 @dataclass
 class StackConfig:
-    """What to set up. Accounts: 0 deploys, 1 relays, then the operators, then the users."""
+    """What to set up. Accounts: 0 deploys, 1 relays, 2 feeds the oracle, then operators, then users."""
 
     operators: int = 1
     users: int = 1
@@ -41,6 +42,9 @@ class StackConfig:
     models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])  # the price book
     work_dir: Path = field(default_factory=lambda: Path("."))
     anvil_args: list[str] = field(default_factory=list)
+    price: int = CMP  # $1.00 per CMP
+    #: The feeder pushes the price this often (the oracle's staleness limit is 30 s); 0: only on demand.
+    price_interval_s: float = 10.0
 
 
 @dataclass
@@ -98,11 +102,17 @@ class LocalStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        keys = devnet_keys(2 + self.config.operators + self.config.users)
+        keys = devnet_keys(3 + self.config.operators + self.config.users)
         accounts: list[LocalAccount] = [Account.from_key(k) for k in keys]
-        self.deployer, self.relayer_account = accounts[0], accounts[1]
-        self.operators = accounts[2 : 2 + self.config.operators]
-        self.users = accounts[2 + self.config.operators :]
+        self.deployer, self.relayer_account, self.feeder = accounts[0], accounts[1], accounts[2]
+        self.operators = accounts[3 : 3 + self.config.operators]
+        self.users = accounts[3 + self.config.operators :]
+        self.price = self.config.price
+        self._feeder_client: ChainClient | None = None
+        self._feed_lock = threading.Lock()
+        self._last_push = 0
+        self._stop_feeding = threading.Event()
+        self._feeding: threading.Thread | None = None
         self.anvil = Anvil(extra_args=self.config.anvil_args)
         self.processes: list[Process] = []
         self.work_dir = self.config.work_dir
@@ -132,10 +142,38 @@ class LocalStack:
                 relayers=[self.relayer_account.address],
                 genesis=genesis,
                 models=list(self.config.models),
+                feeder=self.feeder.address,
             ),
         )
         self.protocol.deployment.save(self.deployment_file)
+        self._feeder_client = ChainClient.connect(self.anvil.url)
+        self.push_price()
+        if self.config.price_interval_s > 0:
+            self._feeding = threading.Thread(target=self._feed, name="price-feeder", daemon=True)
+            self._feeding.start()
         return self
+
+    def push_price(self, price: int | None = None) -> None:
+        """The feeder's next oracle reading (`price`, else the current one), stamped with the chain's time."""
+        assert self._feeder_client is not None
+        with self._feed_lock:
+            if price is not None:
+                self.price = price
+            client = self._feeder_client
+            oracle = client.contract("ManualPriceOracle", self.protocol.deployment.oracle)
+            now = client.timestamp()
+            if now <= self._last_push:  # no block since the last push: make one
+                client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                now = client.timestamp()
+            client.send(self.feeder, oracle.functions.pushPrice(self.price, 0, now), gas=150_000)
+            self._last_push = now
+
+    def _feed(self) -> None:
+        while not self._stop_feeding.wait(self.config.price_interval_s):
+            try:
+                self.push_price()
+            except Exception:  # anvil stopping or paused by a fault test: try again next time
+                continue
 
     # -- processes ---------------------------------------------------------------------------------------
 
@@ -220,6 +258,9 @@ class LocalStack:
         return proc
 
     def stop(self) -> None:
+        self._stop_feeding.set()
+        if self._feeding is not None:
+            self._feeding.join(timeout=30)
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()

@@ -54,13 +54,6 @@ def _figures_table(figures: dict[str, Any]) -> Table:
     return table
 
 
-def push_fresh_price(stack: LocalStack, price: int = CMP) -> None:
-    """The feeder's next oracle reading, stamped with the chain's time (the oracle refuses stale prices)."""
-    stack.client.send(
-        stack.deployer, stack.protocol.oracle.functions.pushPrice(price, 0, stack.client.timestamp())
-    )
-
-
 def run_demo(console: Console, max_tokens: int = 48, work_dir: Path | None = None) -> dict[str, Any]:
     """Runs the demo, printing each step; returns the figures it printed (for tests)."""
     started = time.monotonic()
@@ -100,7 +93,7 @@ def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float)
     console.rule("[bold]3. A user burns CMP for an answer")
     cmp_before = p.token.functions.balanceOf(user.address).call()
     console.print(f"user wallet {user.address} holds {_cmp(cmp_before)}; asks: [italic]{PROMPT}[/italic]")
-    push_fresh_price(stack)
+    stack.push_price()
     client = JobsClient(p, user, relayer.url)
     try:
         result = run_ask(client, str(SMOLLM2.model_id), PROMPT, max_tokens=max_tokens, out=console)
@@ -127,7 +120,7 @@ def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float)
     w3 = stack.client.w3
     w3.provider.make_request("evm_setNextBlockTimestamp", [next_start + 1])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    push_fresh_price(stack)
+    stack.push_price()
     console.print(f"chain time moved to {next_start + 1}: epoch {epoch} is over")
     sent = stack.client.send(operator, p.emissions.functions.claim())
     claimed = p.emissions.events.RewardsClaimed().process_receipt(sent.receipt, errors=DISCARD)

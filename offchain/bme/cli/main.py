@@ -43,6 +43,27 @@ def bench_gas(
         console.print_json(json.dumps(figures))
 
 
+@bench_app.command("e2e")
+def bench_e2e(
+    jobs: Annotated[
+        int, typer.Option(help="Rounds: one direct call and one paid job each (at least 50).")
+    ] = 50,
+    max_tokens: Annotated[int, typer.Option(help="Tokens of each answer.")] = 64,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Burn-to-answer time through the protocol against calling the operator node directly."""
+    from bme.bench.e2e import run_e2e_bench
+
+    if jobs < 1 or max_tokens < 1:
+        raise BmeError("--jobs and --max-tokens must be at least 1")
+    with console.status("benchmarking end to end") as status:
+        figures = run_e2e_bench(jobs, max_tokens, lambda m: status.update(f"benchmarking end to end: {m}"))
+    if json_output:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        console.print_json(json.dumps(figures))
+
+
 @app.command("demo")
 def demo(
     max_tokens: Annotated[int, typer.Option(help="Most tokens of the model's answer.")] = 48,

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,6 +27,12 @@ from bme.relayer.requests import InvalidJobRequest, parse_job_request
 from bme.relayer.store import JobStore, RevealConflict
 
 JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
+#: The states that end a wait, by the `until` of a read: None means any change.
+UNTIL: dict[str, frozenset[str] | None] = {
+    "change": None,
+    "answer": frozenset(s.value for s in (State.COMPLETED, State.SETTLING, *TERMINAL)),
+    "final": frozenset(s.value for s in TERMINAL),
+}
 READ_WINDOW_S = 300
 
 
@@ -67,7 +73,7 @@ def create_api(
     ready: Callable[[], tuple[bool, dict[str, Any]]],
     metrics: Callable[[], bytes],
     extra_routes: Callable[[FastAPI], None] | None = None,
-    job_changed: Callable[[str, float], Awaitable[None]] | None = None,
+    job_changed: Callable[[str, float, frozenset[str] | None], Awaitable[None]] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="BME relayer",
@@ -153,8 +159,10 @@ def create_api(
         x_bme_signature: str = Header(
             description="The payer's EIP-712 signature of ReadJob(jobId, issuedAt)."
         ),
-        wait: float = Query(
-            default=0.0, ge=0, le=120, description="Hold the call until the job ends, seconds."
+        wait: float = Query(default=0.0, ge=0, le=120, description="Hold the call up to this many seconds."),
+        until: Literal["change", "answer", "final"] = Query(
+            default="change",
+            description="What ends a wait: any change of state, an answer ready, or the job's end.",
         ),
     ) -> dict[str, Any]:
         """A job's state and answer, for its payer only."""
@@ -172,8 +180,10 @@ def create_api(
             raise HTTPException(404, f"no job {job_id} is known to this relayer")
         if payer.lower() != signer.lower():
             raise HTTPException(403, "only the job's payer may read it")
-        if job is not None and wait > 0 and job.state not in TERMINAL and job_changed is not None:
-            await job_changed(job_id, wait)
+        targets = UNTIL[until]
+        reached = job is not None and targets is not None and job.state in targets
+        if wait > 0 and job_changed is not None and not reached:
+            await job_changed(job_id, wait, targets)
             job, transitions = store.job(job_id)
         if job is None:
             return {

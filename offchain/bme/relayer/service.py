@@ -126,15 +126,16 @@ class Relayer:
         self.completed.set()
         self.changed.notify()
 
-    async def _job_changed(self, job_id: str, timeout: float) -> None:
-        """Returns when the job's state differs from now, or it ends, or after `timeout` seconds."""
-        job, _ = self.store.job(job_id)
-        first = job.state if job is not None else None
+    async def _job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
+        """Returns when the job reaches one of `targets` (None: any other state), or ends, or on timeout."""
+        first = self.store.job_state(job_id)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             await self.changed.wait(min(left, 0.1))
-            job, _ = self.store.job(job_id)
-            if job is not None and (job.state != first or job.state in TERMINAL):
+            state = self.store.job_state(job_id)
+            if state is None:
+                continue
+            if state in TERMINAL or (state in targets if targets is not None else state != first):
                 return
 
     def _ready(self) -> tuple[bool, dict[str, Any]]:

@@ -714,6 +714,10 @@ class JobStore:
             )
             return job, transitions
 
+    def job_state(self, job_id: str) -> str | None:
+        with self.session() as s:
+            return s.scalar(select(Job.state).where(Job.job_id == job_id))
+
     def reveal(self, job_id: str) -> Reveal | None:
         with self.session() as s:
             return s.get(Reveal, job_id)

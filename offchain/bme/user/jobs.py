@@ -139,14 +139,18 @@ class JobsClient:
         except BmeError as exc:
             raise StepFailed("pay", str(exc)) from None
 
-    def status(self, job_id: int, *, wait: float = 0.0) -> dict[str, Any]:
-        """The relayer's record of the job (state, answer, history); readable by its payer only."""
+    def status(self, job_id: int, *, wait: float = 0.0, until: str = "change") -> dict[str, Any]:
+        """The relayer's record of the job (state, answer, history); readable by its payer only.
+
+        With `wait`, the relayer holds the call up to that many seconds until the job's state changes
+        (`until="change"`), its answer is ready (`"answer"`) or it ends (`"final"`).
+        """
         issued_at = int(time.time())
         signature = sign(self.account, read_message(self.domain, job_id, issued_at))
         try:
             response = self.http.get(
                 f"{self.relayer_url}/v1/jobs/{job_hex(job_id)}",
-                params={"wait": wait} if wait else None,
+                params={"wait": wait, "until": until} if wait else None,
                 headers={"X-BME-Issued-At": str(issued_at), "X-BME-Signature": signature},
                 timeout=wait + 30,
             )

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from web3.exceptions import ContractLogicError, Web3Exception
+
 from bme.chain.deploy import Protocol
+from bme.chain.reverts import decode_revert
 from bme.economics.math import (
     BPS,
     burn_price_down,
@@ -283,15 +286,9 @@ def read_market(protocol: Protocol) -> Market:
     oracle = protocol.client.contract("IPriceOracle", bme.oracle().call())
     try:
         price, updated_at, confidence = oracle.functions.latestPrice().call()
-    except Exception as exc:
-        from web3.exceptions import ContractLogicError
-
-        if isinstance(exc, ContractLogicError):
-            from bme.chain.reverts import decode_revert
-
-            data = exc.data if isinstance(exc.data, str) else None
-            raise ChainError(f"the oracle gives no price: {decode_revert(data)}") from None
-        raise
+    except ContractLogicError as exc:  # an adapter that refuses a stale or negative feed
+        data = exc.data if isinstance(exc.data, str) else None
+        raise ChainError(f"the oracle gives no price: {decode_revert(data)}") from None
     return Market(
         price=int(price),
         confidence=int(confidence),
@@ -310,12 +307,8 @@ def model_names(protocol: Protocol) -> dict[int, str]:
     listing of an id names it). Names live only in the events: the contract stores prices, not names."""
     try:
         logs: Any = protocol.escrow.events.ModelPriced().get_logs(from_block=0)
-    except Exception as exc:
-        from web3.exceptions import Web3Exception
-
-        if isinstance(exc, Web3Exception | ValueError):
-            raise ChainError(f"cannot read the price book's listings: {exc}") from None
-        raise
+    except (Web3Exception, ValueError) as exc:  # e.g. a node that limits the block range of a log query
+        raise ChainError(f"cannot read the price book's model names: {exc}") from None
     names: dict[int, str] = {}
     for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
         names[int(log["args"]["modelId"])] = str(log["args"]["name"])

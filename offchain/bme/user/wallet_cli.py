@@ -49,8 +49,10 @@ err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def _new_keystore(name: str, directory: Path, private_key: bytes | None) -> None:
-    """Encrypts `private_key` (a new one when None) as wallet `name`, with a password typed twice."""
+    """Encrypts `private_key` (a new one when None) as wallet `name`; a prompted password is typed twice.
+    The wallet directory, when it is created, is its owner's only."""
     path = wallet_path(name, directory)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = read_password(confirm=True, prompt=f"password for wallet {name}")
     address = create_keystore(path, password, private_key)
     console.print(f"wallet {name}: {address}", soft_wrap=True)

@@ -1,0 +1,83 @@
+"""Demand: the jobs users request in each epoch, drawn from the scenario's seed.
+
+A group's job count in an epoch is Poisson with mean `jobs_per_epoch x growth x trend x price response`; each job
+goes to one of the group's users (uniformly), picks a model by weight and token counts in the group's ranges. A
+user asks for at most the group's largest output, so its reservation covers any answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bme.scenario.prices import YEAR, PricePath
+
+if TYPE_CHECKING:
+    from bme.scenario.spec import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One job a user wants: `user` indexes all users in group order."""
+
+    user: int
+    model_id: int
+    input_tokens: int
+    output_tokens: int
+    max_output_tokens: int
+
+
+class Demand:
+    """The jobs of each epoch, in a fixed order (group by group, then as drawn)."""
+
+    def __init__(self, s: Scenario, path: PricePath, rng: np.random.Generator) -> None:
+        self._s = s
+        self._path = path
+        self._rng = rng
+        starts = np.cumsum([0] + [g.users for g in s.demand.groups])
+        self._first_user = [int(x) for x in starts[:-1]]
+        reference = s.demand.reference_price
+        self._reference = reference if reference is not None else path.market[0] / 10**18
+        self._model_ids = [np.array(sorted(g.models), dtype=np.int64) for g in s.demand.groups]
+        self._weights = []
+        for g in s.demand.groups:
+            w = np.array([g.models[m] for m in sorted(g.models)], dtype=np.float64)
+            self._weights.append(w / w.sum())
+
+    def multiplier(self, epoch: int) -> float:
+        """Demand relative to the groups' base rates in `epoch`."""
+        d = self._s.demand
+        t = epoch * self._s.epoch_length
+        m = 1.0
+        for step in d.growth:
+            if step.at <= t:
+                m *= step.factor
+        if d.trend_per_year:
+            m *= (1.0 + d.trend_per_year) ** (t / YEAR)
+        if d.elasticity:
+            m *= (self._path.market[epoch] / 10**18 / self._reference) ** d.elasticity
+        return m
+
+    def requests(self, epoch: int) -> list[JobRequest]:
+        """The jobs requested in `epoch`; call once per epoch, in order (the draws advance the stream)."""
+        m = self.multiplier(epoch)
+        out: list[JobRequest] = []
+        rng = self._rng
+        for gi, g in enumerate(self._s.demand.groups):
+            mean = g.jobs_per_epoch * m
+            n = int(rng.poisson(mean)) if mean > 0 and math.isfinite(mean) else 0
+            if n == 0:
+                continue
+            users = (rng.integers(0, g.users, n) + self._first_user[gi]).tolist()
+            models = rng.choice(self._model_ids[gi], size=n, p=self._weights[gi]).tolist()
+            inputs = rng.integers(g.input_tokens.min, g.input_tokens.max + 1, n).tolist()
+            outputs = rng.integers(g.output_tokens.min, g.output_tokens.max + 1, n).tolist()
+            top = g.output_tokens.max
+            out.extend(
+                JobRequest(u, mid, i, o, top)
+                for u, mid, i, o in zip(users, models, inputs, outputs, strict=True)
+            )
+        return out

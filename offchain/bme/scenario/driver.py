@@ -1,0 +1,394 @@
+"""The simulated participants and the epoch loop, shared by chain and model runs.
+
+Users pay for their jobs as a wallet would: from their credit balance when it covers the job's most it can cost
+(`openJob`), otherwise by burning CMP for a top-up whose credits all reserve the job (`burnForJob`); they only send
+when their wallet can quote (a usable oracle price) and they hold the tokens. Operators serve jobs up to their
+capacity (the relayer hands jobs out in turn, settling in batches), redeem a share of their earnings and claim
+their emission rewards on their own rhythm. The feeder pushes the price path's price at each epoch's start
+(except in outages) and a keeper records the status.
+
+Every decision depends only on the scenario, its seed, the price path and what the backend reports (outcomes
+and balances), so a chain run and a model run take the same actions in the same order, block for block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from bme.economics import math as m
+from bme.economics.model import Settlement, job_id_for
+from bme.economics.params import MAX_JOB_CREDITS, Parameters
+from bme.errors import BmeError
+from bme.scenario import actions as a
+from bme.scenario.accounts import Accounts
+from bme.scenario.backend import Backend, OracleReading, ProtocolState
+from bme.scenario.demand import Demand, JobRequest
+from bme.scenario.prices import PricePath
+from bme.scenario.records import EpochRecord
+from bme.scenario.spec import Scenario, share_fraction
+from bme.scenario.timeline import JOBS, OPERATIONS, SETTLEMENTS
+from bme.scenario.units import scaled
+
+ENDPOINT = "https://operator.invalid/v1"
+RESULT_HASH = b"\x11" * 32
+UINT256_MAX = 2**256 - 1
+
+
+class ScenarioError(BmeError):
+    """A replay could not go on (its setup failed)."""
+
+
+@dataclass(frozen=True)
+class _Operator:
+    address: str
+    stake: int
+    capacity: int
+    models: frozenset[int]
+    join_epoch: int
+    redeem_every: int
+    redeem_share: Fraction
+    claim_every: int
+
+
+@dataclass(slots=True)
+class _Job:
+    job_id: int
+    payer: str
+    model_id: int
+    input_tokens: int
+    output_tokens: int
+    deadline: int
+
+
+@dataclass
+class _Tally:
+    """What happened in an epoch, by the driver's count."""
+
+    jobs_requested: int = 0
+    jobs_opened: int = 0
+    jobs_rejected: int = 0
+    jobs_settled: int = 0
+    jobs_expired: int = 0
+    burns: int = 0
+    redemptions: int = 0
+    credits_redeemed: int = 0
+    claims: int = 0
+    transactions: int = 0
+    failed: int = 0
+    opened: list[_Job] = field(default_factory=list)
+
+    def count(self, outcomes: list[bool]) -> None:
+        self.transactions += len(outcomes)
+        self.failed += outcomes.count(False)
+
+
+def usable_price(r: OracleReading, now: int, p: Parameters) -> tuple[int, int] | None:
+    """What a wallet's quote sees: the reading's price and confidence, or None when the BME core would refuse it
+    (no price, stale or from the future, too uncertain)."""
+    if r.price == 0 or r.updated_at == 0 or r.updated_at > now or now - r.updated_at > p.oracle_max_age:
+        return None
+    if not m.confidence_within(r.price, r.confidence, p.oracle_max_confidence_bps):
+        return None
+    return r.price, r.confidence
+
+
+class Driver:
+    """Runs a scenario's setup and epochs against a backend, one `EpochRecord` per epoch."""
+
+    def __init__(
+        self, s: Scenario, backend: Backend, accounts: Accounts, path: PricePath, demand: Demand
+    ) -> None:
+        self.s, self.backend, self.accounts, self.path, self.demand = s, backend, accounts, path, demand
+        self.params = s.protocol.parameters()
+        self.timeline = backend.timeline
+        self.model_prices = s.model_prices()
+        self.all_models = frozenset(self.model_prices)
+        self.ttl = s.job_ttl
+        self.users = [k.address for k in accounts.users]
+        self.topup: list[int] = []
+        self.cmp_per_user: list[int] = []
+        for g in s.demand.groups:
+            self.topup += [scaled(g.topup_credits, 6, "topup_credits")] * g.users
+            self.cmp_per_user += [scaled(g.cmp_per_user, 18, "cmp_per_user")] * g.users
+        self.operators: list[_Operator] = []
+        for o in s.operators:
+            for _ in range(o.count):
+                key = accounts.operators[len(self.operators)]
+                self.operators.append(
+                    _Operator(
+                        key.address,
+                        scaled(o.stake, 18, "stake"),
+                        o.capacity,
+                        frozenset(o.models) if o.models is not None else self.all_models,
+                        o.join_epoch,
+                        o.redeem_every,
+                        share_fraction(o.redeem_share),
+                        o.claim_every,
+                    )
+                )
+        self.operator_addresses = [o.address for o in self.operators]
+        self.registered: set[int] = set()
+        self.unclaimed: set[int] = set()
+        self.open_jobs: dict[int, _Job] = {}
+        self.specs = 0
+        self.previous: ProtocolState | None = None
+
+    # -- setup ------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Funds users and operators from the treasury, approves the BME core and the registry, and registers
+        the operators that start at epoch 0, in one block."""
+        treasury = self.accounts.treasury.address
+        acts: list[a.Action] = [
+            a.TransferCmp(treasury, u, amount)
+            for u, amount in zip(self.users, self.cmp_per_user, strict=True)
+        ]
+        acts += [a.TransferCmp(treasury, o.address, o.stake) for o in self.operators]
+        acts += [a.ApproveCmp(u, "bme") for u in self.users]
+        acts += [a.ApproveCmp(o.address, "registry") for o in self.operators]
+        starters = [i for i, o in enumerate(self.operators) if o.join_epoch == 0]
+        acts += [self._register(i) for i in starters]
+        outcomes = self.backend.execute(self.timeline.setup_time, acts)
+        if not all(outcomes):
+            raise ScenarioError(f"the setup failed at action {outcomes.index(False)} of {len(acts)}")
+        self.registered.update(starters)
+        self.previous = self.backend.read_state(0, self.operator_addresses)
+
+    def _register(self, i: int) -> a.Register:
+        o = self.operators[i]
+        return a.Register(o.address, o.stake, ENDPOINT, tuple(sorted(o.models)))
+
+    # -- epochs -----------------------------------------------------------------------------------------
+
+    def run(
+        self, on_epoch: Callable[[int, EpochRecord], None] | None = None, epochs: int | None = None
+    ) -> list[EpochRecord]:
+        """The setup and every epoch (or the first `epochs`); `on_epoch` is called after each."""
+        self.setup()
+        records = []
+        for k in range(self.s.epochs if epochs is None else min(epochs, self.s.epochs)):
+            record = self.run_epoch(k)
+            records.append(record)
+            if on_epoch is not None:
+                on_epoch(k, record)
+        return records
+
+    def run_epoch(self, k: int) -> EpochRecord:
+        start = self.timeline.epoch_start(k)
+        tally = _Tally()
+        self._operations(k, start + OPERATIONS, tally)
+        requests = self.demand.requests(k)
+        tally.jobs_requested = len(requests)
+        self._jobs(requests, start + JOBS, tally)
+        self._settlements(k, start + SETTLEMENTS, tally)
+        state = self.backend.read_state(self.timeline.chain_epoch(k), self.operator_addresses)
+        record = self._record(k, start + SETTLEMENTS, state, tally)
+        self.previous = state
+        return record
+
+    def _operations(self, k: int, now: int, tally: _Tally) -> None:
+        """Block 1: the price push and status, expiries, late registrations, redemptions, claims."""
+        feeder, relayer = self.accounts.feeder.address, self.accounts.relayer.address
+        acts: list[a.Action] = []
+        if self.path.pushed[k]:
+            reading = OracleReading(self.path.market[k], self.path.confidence[k], now)
+            acts.append(a.PushPrice(feeder, reading.price, reading.confidence, now))
+        else:
+            reading = self.backend.oracle()
+        acts.append(a.SyncStatus(feeder))
+        expiring = [j for j in self.open_jobs.values() if j.deadline < now]
+        acts += [a.Expire(relayer, j.job_id) for j in expiring]
+        joining = [i for i, o in enumerate(self.operators) if o.join_epoch == k and i not in self.registered]
+        if k > 0:
+            acts += [self._register(i) for i in joining]
+        redeeming: list[tuple[int, int]] = []
+        if usable_price(reading, now, self.params) is not None:
+            due = [i for i in sorted(self.registered) if k % self.operators[i].redeem_every == 0]
+            earned = self.backend.earnings([self.operators[i].address for i in due]) if due else []
+            for i, e in zip(due, earned, strict=True):
+                credits = int(e * self.operators[i].redeem_share)
+                if credits > 0:
+                    redeeming.append((i, credits))
+                    acts.append(a.Redeem(self.operators[i].address, credits, 0))
+        claiming = [i for i in sorted(self.unclaimed) if k % self.operators[i].claim_every == 0]
+        acts += [a.Claim(self.operators[i].address) for i in claiming]
+
+        outcomes = self.backend.execute(now, acts)
+        tally.count(outcomes)
+        rest = outcomes[2 if self.path.pushed[k] else 1 :]
+        for job, ok in zip(expiring, rest, strict=False):
+            if ok:
+                del self.open_jobs[job.job_id]
+                tally.jobs_expired += 1
+        rest = rest[len(expiring) :]
+        if k > 0:
+            for i, ok in zip(joining, rest, strict=False):
+                if ok:
+                    self.registered.add(i)
+            rest = rest[len(joining) :]
+        for (_, credits), ok in zip(redeeming, rest, strict=False):
+            if ok:
+                tally.redemptions += 1
+                tally.credits_redeemed += credits
+        rest = rest[len(redeeming) :]
+        for i, ok in zip(claiming, rest, strict=True):
+            # A failed claim loses nothing: the next claim takes every unclaimed finished epoch.
+            self.unclaimed.discard(i)
+            tally.claims += ok
+
+    def _jobs(self, requests: list[JobRequest], now: int, tally: _Tally) -> None:
+        """Block 2: users pay for their jobs, from credits or by burning CMP."""
+        if not requests:
+            return
+        p = self.params
+        quote = usable_price(self.backend.oracle(), now, p)
+        burn_price = m.burn_price_down(quote[0], quote[1], p.confidence_multiplier) if quote else 0
+        involved = sorted({r.user for r in requests})
+        held = dict(zip(involved, self.backend.balances([self.users[u] for u in involved]), strict=True))
+        wallets = {u: list(b) for u, b in held.items()}
+        acts: list[a.Action] = []
+        pending: list[tuple[_Job, bool]] = []
+        deadline = now + self.ttl
+        for r in requests:
+            user = self.users[r.user]
+            in_price, out_price = self.model_prices[r.model_id]
+            max_cost = max(m.job_cost_up(r.input_tokens, r.max_output_tokens, in_price, out_price), 1)
+            self.specs += 1
+            spec = self.specs.to_bytes(32, "big")
+            wallet = wallets[r.user]
+            if max_cost > MAX_JOB_CREDITS:
+                tally.jobs_rejected += 1
+                continue
+            if wallet[1] >= max_cost:
+                wallet[1] -= max_cost
+                acts.append(a.OpenJob(user, r.model_id, max_cost, spec, deadline))
+                burned = False
+            else:
+                if burn_price == 0:
+                    tally.jobs_rejected += 1
+                    continue
+                want = max(self.topup[r.user], max_cost, p.min_mint_credits)
+                tokens = m.to_tokens_up(want, burn_price, p.mint_spread_bps)
+                if wallet[0] < tokens:
+                    tally.jobs_rejected += 1
+                    continue
+                wallet[0] -= tokens
+                acts.append(a.BurnForJob(user, tokens, want, r.model_id, spec, deadline))
+                burned = True
+            job = _Job(job_id_for(user, spec), user, r.model_id, r.input_tokens, r.output_tokens, deadline)
+            pending.append((job, burned))
+        outcomes = self.backend.execute(now, acts)
+        tally.count(outcomes)
+        for (job, burned), ok in zip(pending, outcomes, strict=True):
+            if ok:
+                self.open_jobs[job.job_id] = job
+                tally.opened.append(job)
+                tally.jobs_opened += 1
+                tally.burns += burned
+            else:
+                tally.jobs_rejected += 1
+
+    def _settlements(self, k: int, now: int, tally: _Tally) -> None:
+        """Block 3: the relayer hands this epoch's jobs to operators in turn, up to their capacity, and settles
+        each operator's jobs together, in batches."""
+        active = sorted(self.registered)
+        if not tally.opened or not active:
+            return
+        left = {i: self.operators[i].capacity for i in active}
+        served: dict[int, list[_Job]] = {i: [] for i in active}
+        turn = k % len(active)
+        for job in tally.opened:
+            for step in range(len(active)):
+                i = active[(turn + step) % len(active)]
+                if left[i] > 0 and job.model_id in self.operators[i].models:
+                    served[i].append(job)
+                    left[i] -= 1
+                    turn = (turn + step + 1) % len(active)
+                    break
+        items: list[tuple[int, Settlement]] = []
+        for i in active:
+            address = self.operators[i].address
+            items += [
+                (i, Settlement(j.job_id, address, j.input_tokens, j.output_tokens, RESULT_HASH))
+                for j in served[i]
+            ]
+        size = self.s.relayer.settle_batch
+        batches = [items[n : n + size] for n in range(0, len(items), size)]
+        relayer = self.accounts.relayer.address
+        acts: list[a.Action] = [a.Settle(relayer, tuple(s for _, s in batch)) for batch in batches]
+        outcomes = self.backend.execute(now, acts)
+        tally.count(outcomes)
+        for batch, ok in zip(batches, outcomes, strict=True):
+            if ok:
+                for i, s in batch:
+                    del self.open_jobs[s.job_id]
+                    self.unclaimed.add(i)
+                tally.jobs_settled += len(batch)
+
+    # -- the record -------------------------------------------------------------------------------------
+
+    def _record(self, k: int, now: int, state: ProtocolState, tally: _Tally) -> EpochRecord:
+        prev = self.previous
+        assert prev is not None
+        total_burned = state.remint_credits + state.total_reissued
+        prev_burned = prev.remint_credits + prev.total_reissued
+        cr = m.collateral_ratio_bps_down(
+            state.remint_credits + state.seed_tokens, state.oracle.price, state.outstanding_credits
+        )
+        earnings = sum(state.earnings)
+        claimed = sum(state.rewards_claimed)
+        operator_cmp = sum(state.operator_cmp)
+        return EpochRecord(
+            epoch=k,
+            start=k * self.s.epoch_length,
+            market_price=self.path.market[k],
+            price_pushed=self.path.pushed[k],
+            oracle_price=state.oracle.price,
+            oracle_confidence=state.oracle.confidence,
+            oracle_age=now - state.oracle.updated_at if state.oracle.updated_at else -1,
+            status=state.status,
+            collateral_ratio_bps=None if cr == UINT256_MAX else cr,
+            cmp_supply=state.cmp_supply,
+            supply_change=state.cmp_supply - prev.cmp_supply,
+            burned=total_burned - prev_burned,
+            reissued=state.total_reissued - prev.total_reissued,
+            new_issuance=state.total_new_issuance - prev.total_new_issuance,
+            emission_released=state.emission_released - prev.emission_released,
+            rewards_claimed=claimed - sum(prev.rewards_claimed),
+            total_burned=total_burned,
+            total_reissued=state.total_reissued,
+            total_new_issuance=state.total_new_issuance,
+            total_emission=state.emission_released,
+            total_rewards_claimed=claimed,
+            remint_credits=state.remint_credits,
+            seed_tokens=state.seed_tokens,
+            outstanding_credits=state.outstanding_credits,
+            user_credits=state.crd_supply,
+            escrowed_credits=state.outstanding_credits - state.crd_supply - earnings,
+            operator_earnings=earnings,
+            epoch_work=state.epoch_work,
+            epoch_emission=state.epoch_emission if state.epoch_work else 0,
+            credits_redeemed=tally.credits_redeemed,
+            staked=state.staked,
+            unclaimed_emission=state.unclaimed_emission,
+            user_cmp=state.cmp_supply
+            - state.staked
+            - state.unclaimed_emission
+            - operator_cmp
+            - state.treasury_cmp,
+            operator_cmp=operator_cmp,
+            treasury_cmp=state.treasury_cmp,
+            jobs_requested=tally.jobs_requested,
+            jobs_opened=tally.jobs_opened,
+            jobs_rejected=tally.jobs_rejected,
+            jobs_settled=tally.jobs_settled,
+            jobs_unserved=tally.jobs_opened - tally.jobs_settled,
+            jobs_expired=tally.jobs_expired,
+            burns=tally.burns,
+            redemptions=tally.redemptions,
+            claims=tally.claims,
+            transactions=tally.transactions,
+            failed_transactions=tally.failed,
+        )

@@ -1,0 +1,138 @@
+"""The token's price path: one market price per epoch (what the feeder pushes at the epoch's start), its
+confidence band, and whether the feeder pushes at all (outages), from the scenario's price section and seed."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bme.errors import ConfigError
+from bme.scenario.units import wad_from_float
+
+if TYPE_CHECKING:
+    from bme.scenario.spec import Scenario
+
+YEAR = 365 * 86_400
+UINT128 = 2**128
+
+
+@dataclass(frozen=True)
+class PricePath:
+    """Per epoch: the market price (WAD, dollars per CMP), its confidence band (WAD), whether it is pushed."""
+
+    market: tuple[int, ...]
+    confidence: tuple[int, ...]
+    pushed: tuple[bool, ...]
+
+
+def price_path(s: Scenario, rng: np.random.Generator) -> PricePath:
+    """The scenario's price path; raises ConfigError when it reaches zero or leaves the oracle's range."""
+    from bme.scenario.spec import ConstantPrice, CsvPrice, GbmPrice, PointsPrice
+
+    spec = s.price
+    n, length = s.epochs, s.epoch_length
+    times = [k * length for k in range(n)]
+    if isinstance(spec, ConstantPrice):
+        base = [spec.initial] * n
+    elif isinstance(spec, PointsPrice):
+        base = [_interpolate([(p.at, p.price) for p in spec.points], t) for t in times]
+    elif isinstance(spec, GbmPrice):
+        dt = length / YEAR
+        steps = (spec.drift - spec.volatility**2 / 2) * dt + spec.volatility * math.sqrt(
+            dt
+        ) * rng.standard_normal(n - 1)
+        logs = np.concatenate(([0.0], np.cumsum(steps)))
+        base = [float(spec.initial * math.exp(x)) for x in logs]
+    elif isinstance(spec, CsvPrice):
+        offsets, prices = spec.series
+        base = [_as_of(offsets, prices, t) for t in times]
+    else:  # pragma: no cover - the schema admits only the kinds above
+        raise ConfigError(f"unknown price kind {spec!r}")
+
+    market: list[int] = []
+    for k, (t, price) in enumerate(zip(times, base, strict=True)):
+        for shock in spec.shocks:
+            if shock.at <= t:
+                price *= shock.factor
+        wad = wad_from_float(price) if math.isfinite(price) else UINT128
+        if wad <= 0:
+            raise ConfigError(f"price: the path reaches $0 (below a picodollar) at epoch {k}")
+        if wad >= UINT128:
+            raise ConfigError(f"price: the path leaves the oracle's range (2^128 WAD) at epoch {k}")
+        market.append(wad)
+    confidence = tuple(p * spec.confidence_bps // 10_000 for p in market)
+    pushed = tuple(not any(o.start <= t < o.end for o in spec.outages) for t in times)
+    return PricePath(tuple(market), confidence, pushed)
+
+
+def _interpolate(points: list[tuple[int, float]], t: int) -> float:
+    """The piecewise-linear path through `points` at `t`, flat after the last point."""
+    for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
+        if t0 <= t < t1:
+            return p0 + (p1 - p0) * (t - t0) / (t1 - t0)
+    return points[-1][1]
+
+
+def _as_of(offsets: tuple[int, ...], prices: tuple[float, ...], t: int) -> float:
+    """The last price at or before `t`."""
+    i = int(np.searchsorted(np.asarray(offsets), t, side="right")) - 1
+    return prices[max(i, 0)]
+
+
+# ---------------------------------------------------------------------------------------------- CSV series
+
+
+def read_price_csv(
+    path: Path, time_column: str, price_column: str
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """A recorded price series: seconds from its first row and the prices; ValueError explains any problem."""
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            for column in (time_column, price_column):
+                if column not in columns:
+                    raise ValueError(
+                        f"{path.name} has no column {column!r} (its columns: {', '.join(columns) or 'none'})"
+                    )
+            rows = list(reader)
+    except OSError as exc:
+        raise ValueError(f"cannot read the price file {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise ValueError(f"{path.name} has no rows")
+    times: list[int] = []
+    prices: list[float] = []
+    for line, row in enumerate(rows, start=2):
+        t = _parse_time(row[time_column], f"{path.name} line {line}")
+        try:
+            price = float(row[price_column])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path.name} line {line}: {row[price_column]!r} is not a price") from None
+        if not math.isfinite(price) or price <= 0:
+            raise ValueError(f"{path.name} line {line}: the price {price} is not positive: prices must be")
+        if times and t <= times[-1]:
+            raise ValueError(f"{path.name} line {line}: times must increase")
+        times.append(t)
+        prices.append(price)
+    return tuple(t - times[0] for t in times), tuple(prices)
+
+
+def _parse_time(text: str | None, where: str) -> int:
+    value = (text or "").strip()
+    try:
+        return int(float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is neither unix seconds nor an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())

@@ -1,0 +1,125 @@
+"""The per-epoch series of a run: exact records (integers in base units, what the chain and the model must agree
+on), and the tidy table researchers read (whole units, one row per epoch, one column per variable)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from bme.economics.status import Status
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATUS_NAMES = {
+    s.value: name for s, name in zip(Status, ("Healthy", "Warning", "HaltCR", "HaltOracle"), strict=True)
+}
+CMP_DECIMALS, CRD_DECIMALS, WAD_DECIMALS = 18, 6, 18
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """One epoch: the state read at its end, its flows (differences from the previous epoch's end) and what the
+    participants did. Amounts are base units: CMP and prices 18 decimals, credits (CRD, dollars) 6."""
+
+    epoch: int
+    start: int  # seconds from the scenario's start
+    market_price: int
+    price_pushed: bool
+    oracle_price: int
+    oracle_confidence: int
+    oracle_age: int  # seconds since the oracle's reading, at the epoch's settlements; -1 without a reading
+    status: int
+    collateral_ratio_bps: int | None  # None while no credits are outstanding
+    cmp_supply: int
+    supply_change: int
+    burned: int
+    reissued: int
+    new_issuance: int
+    emission_released: int
+    rewards_claimed: int
+    total_burned: int
+    total_reissued: int
+    total_new_issuance: int
+    total_emission: int
+    total_rewards_claimed: int
+    remint_credits: int
+    seed_tokens: int
+    outstanding_credits: int
+    user_credits: int
+    escrowed_credits: int
+    operator_earnings: int
+    epoch_work: int
+    epoch_emission: int  # what the schedule emits for this epoch's work (0 without work)
+    credits_redeemed: int
+    staked: int
+    unclaimed_emission: int
+    user_cmp: int
+    operator_cmp: int
+    treasury_cmp: int
+    jobs_requested: int
+    jobs_opened: int
+    jobs_rejected: int
+    jobs_settled: int
+    jobs_unserved: int
+    jobs_expired: int
+    burns: int
+    redemptions: int
+    claims: int
+    transactions: int
+    failed_transactions: int
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(EpochRecord))
+
+#: Table columns from record fields: (column, field, decimals) with decimals None for counts and flags.
+_CMP = ("cmp_supply", "supply_change", "burned", "reissued", "new_issuance", "emission_released")
+_CMP += ("rewards_claimed", "total_burned", "total_reissued", "total_new_issuance", "total_emission")
+_CMP += ("total_rewards_claimed", "remint_credits", "seed_tokens", "epoch_emission", "staked")
+_CMP += ("unclaimed_emission", "user_cmp", "operator_cmp", "treasury_cmp")
+_USD = ("outstanding_credits", "user_credits", "escrowed_credits", "operator_earnings", "epoch_work")
+_USD += ("credits_redeemed",)
+_COUNTS = ("jobs_requested", "jobs_opened", "jobs_rejected", "jobs_settled", "jobs_unserved", "jobs_expired")
+_COUNTS += ("burns", "redemptions", "claims", "transactions", "failed_transactions")
+
+
+def table_row(r: EpochRecord) -> dict[str, Any]:
+    """One tidy row: amounts in whole CMP or dollars (floats), the status by name, the ratio as a fraction."""
+    row: dict[str, Any] = {
+        "epoch": r.epoch,
+        "day": r.start / 86_400,
+        "price_usd": r.market_price / 10**WAD_DECIMALS,
+        "price_pushed": r.price_pushed,
+        "oracle_price_usd": r.oracle_price / 10**WAD_DECIMALS,
+        "oracle_confidence_usd": r.oracle_confidence / 10**WAD_DECIMALS,
+        "oracle_age_s": r.oracle_age,
+        "status": STATUS_NAMES.get(r.status, str(r.status)),
+        "collateral_ratio": float("nan")
+        if r.collateral_ratio_bps is None
+        else r.collateral_ratio_bps / 10_000,
+    }
+    for name in _CMP:
+        row[name] = getattr(r, name) / 10**CMP_DECIMALS
+    row["minted"] = (r.reissued + r.new_issuance + r.emission_released) / 10**CMP_DECIMALS
+    row["net_burn"] = (r.burned - r.reissued - r.new_issuance - r.emission_released) / 10**CMP_DECIMALS
+    for name in _USD:
+        row[name] = getattr(r, name) / 10**CRD_DECIMALS
+    for name in _COUNTS:
+        row[name] = getattr(r, name)
+    return row
+
+
+def records_table(records: list[EpochRecord]) -> pd.DataFrame:
+    """The tidy per-epoch table of a run."""
+    import pandas as pd
+
+    return pd.DataFrame([table_row(r) for r in records])
+
+
+def record_dicts(records: list[EpochRecord]) -> list[dict[str, Any]]:
+    """The exact records as plain dictionaries (to ship between processes)."""
+    return [asdict(r) for r in records]
+
+
+def records_from_dicts(rows: list[dict[str, Any]]) -> list[EpochRecord]:
+    return [EpochRecord(**row) for row in rows]

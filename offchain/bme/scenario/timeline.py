@@ -1,0 +1,49 @@
+"""When things happen in a replay, identically on a devnet and in the reference model.
+
+A devnet starts at `GENESIS_TIME` and the deployment mines one block per transaction, one second apart: the BME
+core is its fifth transaction (its mint window starts with that block) and the job escrow its sixth (epoch 0
+starts with that block). The chain runner checks these facts after deploying; the model run assumes them.
+
+Epoch 0 is the setup epoch (the deployment, then one block that funds users and operators, approves and
+registers). Scenario epoch `k` is the escrow's epoch `k + 1`, and has three blocks: operations (price push,
+status, expiries, registrations, redemptions, claims) one second after it starts, users' jobs at two seconds,
+settlements at three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bme.scenario.devnets import GENESIS_TIME
+
+BME_DEPLOY_BLOCK = 5
+ESCROW_DEPLOY_BLOCK = 6
+OPERATIONS, JOBS, SETTLEMENTS = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The deployment's clock facts and the epoch length."""
+
+    epoch_genesis: int
+    window_start: int
+    epoch_length: int
+
+    @property
+    def setup_time(self) -> int:
+        """The setup block: two seconds before epoch 0 ends, after any deployment that fits epoch 0."""
+        return self.epoch_genesis + self.epoch_length - 2
+
+    def epoch_start(self, epoch: int) -> int:
+        """The start of scenario epoch `epoch`."""
+        return self.epoch_genesis + (epoch + 1) * self.epoch_length
+
+    @staticmethod
+    def chain_epoch(epoch: int) -> int:
+        """The escrow's epoch for scenario epoch `epoch`."""
+        return epoch + 1
+
+
+def reference_timeline(epoch_length: int) -> Timeline:
+    """The timeline every devnet deployment produces."""
+    return Timeline(GENESIS_TIME + ESCROW_DEPLOY_BLOCK, GENESIS_TIME + BME_DEPLOY_BLOCK, epoch_length)
