@@ -208,7 +208,7 @@ class Settler:
                 if int(receipt["status"], 16) == 1:
                     jobs = self.store.settlement_jobs(settlement_id)
                     settled = self.store.settlement_mined(
-                        settlement_id, tx_hash, block, int(receipt["gasUsed"], 16)
+                        settlement_id, tx_hash, block, int(receipt["gasUsed"], 16), _charges(receipt)
                     )
                     now = time.time()
                     for j in jobs:
@@ -257,3 +257,19 @@ class Settler:
             "settlement %s stuck: re-sent at nonce %s with gas price %s", settlement_id, nonce, new_price
         )
         await self._send(raw)
+
+
+_JOB_SETTLED = "0x" + keccak(text="JobSettled(uint256,address,uint32,uint32,uint256,uint256,bytes32)").hex()
+
+
+def _charges(receipt: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(charge, refund) by job id, from the `JobSettled` events of a settlement's receipt."""
+    out: dict[str, tuple[int, int]] = {}
+    for entry in receipt.get("logs") or []:
+        topics = entry.get("topics") or []
+        if topics and topics[0] == _JOB_SETTLED:
+            _in, _out, charge, refund, _hash = decode(
+                ["uint32", "uint32", "uint256", "uint256", "bytes32"], bytes.fromhex(entry["data"][2:])
+            )
+            out["0x" + topics[1][2:].rjust(64, "0")] = (int(charge), int(refund))
+    return out

@@ -618,8 +618,15 @@ class JobStore:
         with self.session() as s:
             return list(s.scalars(select(Job).where(Job.settlement_id == settlement_id)))
 
-    def settlement_mined(self, settlement_id: int, tx_hash: str, block: int, gas_used: int) -> list[str]:
-        """Marks a settlement mined and its jobs SETTLED; returns the jobs."""
+    def settlement_mined(
+        self,
+        settlement_id: int,
+        tx_hash: str,
+        block: int,
+        gas_used: int,
+        charges: dict[str, tuple[int, int]] | None = None,
+    ) -> list[str]:
+        """Marks a settlement mined and its jobs SETTLED, with their (charge, refund); returns the jobs."""
         now = time.time()
         with self.session() as s, s.begin():
             row = s.get(Settlement, settlement_id)
@@ -638,6 +645,8 @@ class JobStore:
                     .where(Job.job_id.in_(ids))
                     .values(state=State.SETTLED.value, settle_tx=tx_hash, closed_block=block, updated_at=now)
                 )
+                for job_id, (charge, refund) in (charges or {}).items():
+                    s.execute(update(Job).where(Job.job_id == job_id).values(charge=charge, refund=refund))
                 self._transition(s, ids, State.SETTLED, now, f"block {block} tx {tx_hash}")
             return ids
 

@@ -109,7 +109,7 @@ class AnvilDevnet(Devnet):
                 "--gas-limit",
                 str(BLOCK_GAS_LIMIT),
                 "--no-request-size-limit",
-                "--prune-history",
+                *__import__("os").environ.get("BME_ANVIL_EXTRA", "--prune-history").split(),
             ]
         ).start()
         self.chain_id = self._anvil.chain_id

@@ -86,7 +86,7 @@ class JobsClient:
         seed: int | None = None,
     ) -> PreparedJob:
         """Builds the request text, its commitment and job id, and quotes the burn that pays for it."""
-        quote = quote_job(self.protocol, model, max_output_tokens=max_tokens, prompt=(system or "") + prompt)
+        quote = quote_job(self.protocol, model, max_output_tokens=max_tokens, prompt=prompt, system=system)
         return self.prepare_with(quote, prompt, max_tokens=max_tokens, system=system, seed=seed)
 
     def prepare_with(

