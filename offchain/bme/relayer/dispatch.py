@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from eth_account.signers.local import LocalAccount
 
 from bme.commitment import result_hash
@@ -90,9 +90,7 @@ class Dispatcher:
         self.in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_completed = on_completed or (lambda _job_id: None)
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=5.0), limits=httpx.Limits(max_connections=concurrency)
-        )
+        self._http: aiohttp.ClientSession | None = None
 
     def choose(self, job: Job, tried: dict[str, int], operators: list[OperatorInfo]) -> Choice:
         """The next operator: active, unjailed, serving the model, least tried, most reliable, fastest."""
@@ -173,36 +171,44 @@ class Dispatcher:
         headers["Content-Type"] = "application/json"
         sent = time.monotonic()
         try:
-            response = await self._http.post(url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise OperatorError(
-                "timeout", f"no answer within {self.timeout_s:g} s ({type(exc).__name__})"
-            ) from None
-        except httpx.HTTPError as exc:
+            async with self._session().post(url, data=body, headers=headers) as response:
+                status = response.status
+                raw = await response.read()
+        except TimeoutError:
+            raise OperatorError("timeout", f"no answer within {self.timeout_s:g} s") from None
+        except aiohttp.ClientError as exc:
             raise OperatorError("error", f"{type(exc).__name__}: {exc}") from None
         finally:
             self.metrics.dispatch_latency.observe(time.monotonic() - sent)
-        if response.status_code != 200:
-            message = _error_message(response)
-            fatal = response.status_code in FATAL_STATUSES
+        if status != 200:
+            fatal = status in FATAL_STATUSES
             raise OperatorError(
-                "rejected" if fatal else "error", f"HTTP {response.status_code}: {message}", fatal
+                "rejected" if fatal else "error", f"HTTP {status}: {_error_message(raw)}", fatal
             )
         try:
-            payload = response.json()
+            payload = json.loads(raw)
         except ValueError:
             raise OperatorError("error", "the node's answer is not JSON") from None
         return parse_answer(payload)
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:  # created on the running loop, as aiohttp requires
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s, connect=5.0),
+                connector=aiohttp.TCPConnector(limit=self.concurrency),
+            )
+        return self._http
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(raw: bytes) -> str:
     try:
-        return str(response.json()["error"]["message"])[:500]
+        return str(json.loads(raw)["error"]["message"])[:500]
     except (ValueError, KeyError, TypeError):
-        return response.text[:500]
+        return raw[:500].decode("utf-8", "replace")

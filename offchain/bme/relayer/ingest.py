@@ -69,11 +69,19 @@ class Ingestor:
         self.confirmations = confirmations
         self.max_range = max_range
         self.range = max_range
+        self._cp: tuple[int, str] | None = None  # the store's checkpoint; this process is its only writer
         self.on_events = on_events or (lambda _events: None)
 
+    def forget_checkpoint(self) -> None:
+        """Re-reads the checkpoint from the store at the next poll (another relayer may have moved it)."""
+        self._cp = None
+
     async def _checkpoint(self) -> tuple[int, str]:
+        if self._cp is not None:
+            return self._cp
         cp = self.store.checkpoint()
         if cp is not None:
+            self._cp = cp
             return cp
         number = max(self.start_block - 1, 0)
         block_hash = await self.rpc.block_hash(number)
@@ -82,11 +90,14 @@ class Ingestor:
         return number, block_hash
 
     async def poll(self) -> PollOutcome:
-        head = await self.rpc.block_number()
         cp_number, cp_hash = await self._checkpoint()
+        head_hex, cp_block = await self.rpc.batch(
+            [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cp_number), False])]
+        )
+        head = int(head_hex, 16)
         outcome = PollOutcome(head=head, checkpoint=cp_number)
-        canonical = await self.rpc.block_hash(cp_number)
-        if canonical != cp_hash:
+        if cp_block is None or cp_block["hash"] != cp_hash:
+            self._cp = None
             outcome.rolled_back_to = await self._roll_back()
             outcome.checkpoint = outcome.rolled_back_to
             return outcome
@@ -100,7 +111,12 @@ class Ingestor:
             return outcome
         operators = await self._operators(events, last)
         hashes = {e.block_number: e.block_hash for e in events}
-        outcome.ingested = self.store.ingest(events, hashes, (last, last_hash), operators)
+        try:
+            outcome.ingested = self.store.ingest(events, hashes, (last, last_hash), operators)
+        except Exception:
+            self._cp = None  # the store is the truth: read it again after a failed write
+            raise
+        self._cp = (last, last_hash)
         outcome.events, outcome.checkpoint, outcome.behind = len(events), last, last < safe
         if events:
             self.on_events(events)

@@ -154,7 +154,10 @@ class Relayer:
     async def _hold_leadership(self) -> bool:
         now = time.time()
         if now > self._leader_until - self.settings.leader_ttl_s / 2:
+            was_leader = self.leader
             self.leader = self.store.hold_lease(LEADER, self.settings.leader_ttl_s, now)
+            if self.leader and not was_leader and self.ingestor is not None:
+                self.ingestor.forget_checkpoint()
             self._leader_until = now + self.settings.leader_ttl_s if self.leader else 0.0
         return self.leader
 
