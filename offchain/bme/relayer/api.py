@@ -17,9 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import FastAPI, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
 from bme.relayer.db import TERMINAL, Reveal, State
@@ -39,6 +40,44 @@ READ_WINDOW_S = 300
 class RevealBody(BaseModel):
     request: str = Field(description="The request's JSON text exactly as hashed into specHash.")
     signature: str = Field(description="The payer's EIP-712 signature of Reveal(jobId, specHash), 0x-hex.")
+
+
+class BodyLimit:
+    """Refuses a body over `max_bytes` (by its Content-Length, or as it streams in) with 413, before any route
+    reads it. A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` costs a task per request."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, send, int(value))
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, f"the body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, scope: Scope, send: Send, length: int) -> None:
+        detail = f"the body is {length} bytes; the relayer accepts at most {self.max_bytes}"
+        response = JSONResponse({"detail": detail}, status_code=413)
+        await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class RateLimiter:
@@ -86,16 +125,7 @@ def create_api(
         if not limiter.allow(key.lower()):
             raise HTTPException(429, f"too many requests from {key}: at most {rate_per_minute} a minute")
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_request_bytes:
-            return JSONResponse(
-                {"detail": f"the body is {length} bytes; the relayer accepts at most {max_request_bytes}"},
-                status_code=413,
-            )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

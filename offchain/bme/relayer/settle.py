@@ -129,7 +129,8 @@ class Settler:
                 "data": "0x" + settle_calldata(batch).hex(),
             }
             try:
-                gas = int(await self.rpc.call("eth_estimateGas", [call]), 16)
+                # At the latest block, as the checks before: the pending state may hold our own earlier send.
+                gas = int(await self.rpc.call("eth_estimateGas", [call, "latest"]), 16)
                 return batch, int(gas * GAS_MARGIN) + 10_000
             except RpcError as exc:
                 if "revert" not in exc.rpc_message.lower():

@@ -607,6 +607,7 @@ class JobStore:
             if row is not None:
                 row.tx_hashes = f"{row.tx_hashes},{tx_hash}"
                 row.gas_price = gas_price
+                row.sent_at = time.time()  # the next bump waits as long again
 
     def pending_settlements(self) -> list[Settlement]:
         with self.session() as s:
