@@ -356,6 +356,8 @@ def test_healthz_reports_backend_and_queue(node: Node) -> None:
         "queued": 0,
         "slots": node.settings.max_concurrency,
         "max_queue": node.settings.max_queue,
+        "jobs_executed": 0,
+        "jobs_replayed": 0,
     }
 
 

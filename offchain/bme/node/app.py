@@ -122,6 +122,7 @@ def create_app(
 
     @app.post(CHAT_PATH)
     async def chat_completions(request: Request) -> Response:
+        received_at = time.time()
         started = time.monotonic()
         deadline = started + settings.request_timeout_s
         body = await _read_body(request, settings.max_body_bytes)
@@ -165,7 +166,7 @@ def create_app(
             return completion_body(new_completion_id(), backend.model_id, completion)
 
         if job is not None:
-            answer, replayed = await journal.run_once(job, body, complete)
+            answer, replayed = await journal.run_once(job, body, complete, received_at=received_at)
             return JSONResponse(answer, headers={"X-BME-Replayed": "true"} if replayed else None)
         if not chat.stream:
             return JSONResponse(await complete())

@@ -49,6 +49,11 @@ class JobJournal:
             self._load(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8")
+            if path.stat().st_size:
+                with path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        self._file.write("\n")  # end a line a crash cut short: the next record starts clean
 
     def _load(self, path: Path) -> None:
         if not path.exists():
@@ -68,11 +73,13 @@ class JobJournal:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: dict[str, Any], *, durable: bool = False) -> None:
+        """Appends a line; `durable` waits for the disk (answers), arrivals only reach the OS."""
         if self._file is not None:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if durable:
+                os.fsync(self._file.fileno())
 
     @staticmethod
     def job_of(request: dict[str, Any]) -> str | None:
@@ -83,9 +90,16 @@ class JobJournal:
         return None
 
     async def run_once(
-        self, job: str, body: bytes, produce: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        job: str,
+        body: bytes,
+        produce: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        received_at: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """The answer of `job`: produced now, or the one produced before. Returns (answer, replayed)."""
+        """The answer of `job`: produced now, or the one produced before. Returns (answer, replayed).
+
+        `received_at` is when the request reached the node (default: now), as the journal records it."""
         digest = hashlib.sha256(body).hexdigest()
         entry = self._entries.get(job)
         if entry is not None:
@@ -98,7 +112,7 @@ class JobJournal:
             return await asyncio.shield(entry.pending), True
         entry = _Entry(digest, pending=asyncio.get_running_loop().create_future())
         self._remember(job, entry)
-        self._append({"job": job, "sha256": digest, "received_at": time.time()})
+        self._append({"job": job, "sha256": digest, "received_at": received_at or time.time()})
         try:
             answer = await produce()
         except BaseException as exc:
@@ -114,7 +128,9 @@ class JobJournal:
         entry.pending.set_result(answer)
         entry.pending = None
         self.executed += 1
-        self._append({"job": job, "sha256": digest, "completed_at": time.time(), "answer": answer})
+        self._append(
+            {"job": job, "sha256": digest, "completed_at": time.time(), "answer": answer}, durable=True
+        )
         return answer, False
 
     def close(self) -> None:
