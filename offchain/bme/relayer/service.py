@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 from eth_account.signers.local import LocalAccount
+from sqlalchemy.exc import SQLAlchemyError
 
 from bme.chain.deploy import Deployment
 from bme.commitment import Domain
@@ -199,7 +200,13 @@ class Relayer:
         )
         self.server = uvicorn.Server(config)
         server_task = asyncio.create_task(self.server.serve(), name="api")
-        await self._connect()
+        try:
+            await self._connect()
+        except BaseException:
+            self.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server_task, 5)
+            raise
         tasks = [
             asyncio.create_task(self._ingest_loop(), name="ingest"),
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
@@ -216,6 +223,8 @@ class Relayer:
             for task in done:
                 if task is not stop_task and task is not server_task and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            if server_task in done and not self._stopping.is_set() and not self.server.started:
+                raise ConfigError(f"the API cannot listen on {self.settings.host}:{self.settings.port}")
         finally:
             self.stop()
             for task in tasks:
@@ -235,10 +244,17 @@ class Relayer:
         backoff = self.settings.poll_interval_s
         while not self._stopping.is_set():
             self.new_block.clear()
-            if await self._hold_leadership():
+            try:
+                leader = await self._hold_leadership()
+            except SQLAlchemyError as exc:
+                log.warning("the store is unavailable: %s (retrying in %.1f s)", exc, backoff)
+                await wait_any(self._stopping, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if leader:
                 try:
                     outcome = await self.ingestor.poll()
-                except RpcError as exc:
+                except (RpcError, SQLAlchemyError) as exc:
                     log.warning("ingestion: %s (retrying in %.1f s)", exc, backoff)
                     await wait_any(self._stopping, backoff)
                     backoff = min(backoff * 2, 10.0)
@@ -263,7 +279,13 @@ class Relayer:
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
             self.work.clear()
-            if self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10) == 0:
+            try:
+                started = self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10)
+            except SQLAlchemyError as exc:
+                log.warning("dispatch: the store is unavailable: %s", exc)
+                await wait_any(self._stopping, 2.0)
+                continue
+            if started == 0:
                 await wait_any(self.work, 0.25)
 
     async def _settle_loop(self) -> None:
@@ -274,7 +296,7 @@ class Relayer:
                 try:
                     settled = await self.settler.step()
                     backoff = 0.5
-                except RpcError as exc:
+                except (RpcError, SQLAlchemyError) as exc:
                     log.warning("settlement: %s (retrying in %.1f s)", exc, backoff)
                     await wait_any(self._stopping, backoff)
                     backoff = min(backoff * 2, 10.0)
@@ -291,9 +313,9 @@ class Relayer:
                 continue
             try:
                 block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
-            except RpcError:
+                expired = self.store.expire_overdue(int(block["timestamp"], 16), 0.0)
+            except (RpcError, SQLAlchemyError):
                 continue
-            expired = self.store.expire_overdue(int(block["timestamp"], 16), 0.0)
             if expired:
                 log.info(
                     "%s jobs passed their deadline unsettled; their payers may refund them", len(expired)
