@@ -135,3 +135,39 @@ def bench_relayer_command(
         sys.stdout.write(json.dumps(figures) + "\n")
     else:
         out.print_json(json.dumps(figures))
+
+
+@relayer_app.command("openapi")
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Print the relayer API's OpenAPI schema (what a running relayer serves at /openapi.json)."""
+    import json
+    import sys
+
+    from bme.chain.deploy import Deployment
+    from bme.commitment import Domain
+    from bme.relayer.api import create_api
+    from bme.relayer.figures import ChainFigures
+    from bme.relayer.store import JobStore
+
+    zero = "0x" + "00" * 20
+    deployment = Deployment(0, zero, zero, zero, zero, zero, zero, 0, 0, zero, zero)
+    app = create_api(
+        JobStore("sqlite://", owner="openapi"),
+        Domain(0, zero),
+        max_request_bytes=1024,
+        max_tokens_limit=1,
+        rate_per_minute=1,
+        on_revealed=lambda _job: None,
+        ready=lambda: (True, {}),
+        metrics=lambda: b"",
+        extra_routes=ChainFigures("http://127.0.0.1:0", deployment).install,
+    )
+    text = json.dumps(app.openapi(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
