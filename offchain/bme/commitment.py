@@ -23,6 +23,7 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -167,4 +168,7 @@ def recover(digest: bytes, signature: str) -> str:
         raise ValueError("the signature is not hex") from None
     if len(raw) != 65:
         raise ValueError("a signature is 65 bytes")
-    return str(Account._recover_hash(digest, signature=raw))
+    try:
+        return str(Account._recover_hash(digest, signature=raw))
+    except BadSignature as exc:  # 65 bytes that are no signature: r or s out of range, no such point
+        raise ValueError(f"not a valid signature ({exc})") from None

@@ -162,8 +162,10 @@ class LocalStack:
             client = self._feeder_client
             oracle = client.contract("ManualPriceOracle", self.protocol.deployment.oracle)
             now = client.timestamp()
-            if now <= self._last_push:  # no block since the last push: make one
-                client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            if now <= self._last_push:
+                # No later block since the last push: make one, a second later (anvil stamps blocks mined in
+                # the same wall-clock second with the same time, and the oracle takes only newer readings).
+                client.w3.provider.make_request("evm_mine", [self._last_push + 1])  # type: ignore[arg-type]
                 now = client.timestamp()
             client.send(self.feeder, oracle.functions.pushPrice(self.price, 0, now), gas=150_000)
             self._last_push = now

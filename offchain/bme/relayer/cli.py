@@ -111,7 +111,12 @@ def run(
         )
         await relayer.run()
 
-    asyncio.run(main())
+    try:  # libuv's event loop where it installs: the relayer is I/O-bound, and uvloop costs less per callback
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 def bench_relayer_command(

@@ -30,6 +30,8 @@ from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo
 log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
+#: How long an idle connection to a node is kept for reuse: under the node servers' keep-alive timeout.
+KEEPALIVE_S = 2.0
 #: Statuses after which the same request must not be sent elsewhere: the request itself is invalid.
 FATAL_STATUSES = {400, 413, 422}
 
@@ -88,6 +90,7 @@ class Dispatcher:
         self.max_tries = max_tries_per_operator
         self.concurrency = concurrency
         self.in_flight: dict[str, int] = {}
+        self._chosen: dict[str, int] = {}  # operators chosen in the claim being made
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_completed = on_completed or (lambda _job_id: None)
         self._http: aiohttp.ClientSession | None = None
@@ -102,17 +105,18 @@ class Dispatcher:
             return Choice(
                 fail=f"every operator serving model {job.model_id} failed it {self.max_tries} times"
             )
-        return Choice(
-            min(
-                left,
-                key=lambda o: (
-                    tried.get(o.address, 0),
-                    round(o.failure_ratio, 1),
-                    self.in_flight.get(o.address, 0),
-                    o.latency_ms,
-                ),
-            )
+        chosen = min(
+            left,
+            key=lambda o: (
+                tried.get(o.address, 0),
+                round(o.failure_ratio, 1),
+                self.in_flight.get(o.address, 0) + self._chosen.get(o.address, 0),
+                o.latency_ms,
+            ),
         )
+        # Counted at once, so the next job of the same claim sees this one and spreads to other operators.
+        self._chosen[chosen.address] = self._chosen.get(chosen.address, 0) + 1
+        return Choice(chosen)
 
     @property
     def busy(self) -> int:
@@ -123,10 +127,12 @@ class Dispatcher:
         room = self.concurrency - len(self._tasks)
         if room <= 0:
             return 0
+        self._chosen.clear()
         claims, failed = self.store.claim(room, lease_s, self.choose)
         for job_id in failed:
             self.metrics.jobs_failed.inc()
             log.info("job %s failed: no operator left to try", job_id)
+        self._chosen.clear()
         for claim in claims:
             self.in_flight[claim.operator] = self.in_flight.get(claim.operator, 0) + 1
             task = asyncio.create_task(self._serve(claim))
@@ -195,7 +201,9 @@ class Dispatcher:
         if self._http is None:  # created on the running loop, as aiohttp requires
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s, connect=5.0),
-                connector=aiohttp.TCPConnector(limit=self.concurrency),
+                # Idle connections are dropped before the node's server drops them (uvicorn: after 5 s), so
+                # a call never goes out on a connection the node is closing ("Server disconnected").
+                connector=aiohttp.TCPConnector(limit=self.concurrency, keepalive_timeout=KEEPALIVE_S),
             )
         return self._http
 

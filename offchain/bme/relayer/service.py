@@ -31,7 +31,7 @@ from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.settings import RelayerSettings
 from bme.relayer.settle import Settler
-from bme.relayer.store import JobStore
+from bme.relayer.store import JobStore, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Relayer:
         if not self.deployment.registry:
             raise ConfigError(f"the deployment {settings.deployment} names no operator registry")
         self.store = JobStore(settings.database_url, owner=settings.instance)
+        self.store.fence = LEADER  # ingestion and settlement write only while this relayer leads
         self.rpc = Rpc(settings.rpc_url, on_error=lambda m: self.metrics.rpc_errors.labels(method=m).inc())
         self.domain = Domain(self.deployment.chain_id, self.deployment.escrow)
         self.metrics.watch_jobs(self.store.counts)
@@ -157,8 +158,11 @@ class Relayer:
         if now > self._leader_until - self.settings.leader_ttl_s / 2:
             was_leader = self.leader
             self.leader = self.store.hold_lease(LEADER, self.settings.leader_ttl_s, now)
-            if self.leader and not was_leader and self.ingestor is not None:
-                self.ingestor.forget_checkpoint()
+            if self.leader and not was_leader:
+                # Another relayer may have led meanwhile: take the checkpoint and the nonce afresh.
+                self.settler.forget_nonce()
+                if self.ingestor is not None:
+                    self.ingestor.forget_checkpoint()
             self._leader_until = now + self.settings.leader_ttl_s if self.leader else 0.0
         return self.leader
 
@@ -254,6 +258,10 @@ class Relayer:
             if leader:
                 try:
                     outcome = await self.ingestor.poll()
+                except LeaseLost as exc:
+                    log.warning("ingestion: %s", exc)
+                    self.leader, self._leader_until = False, 0.0
+                    continue
                 except (RpcError, SQLAlchemyError) as exc:
                     log.warning("ingestion: %s (retrying in %.1f s)", exc, backoff)
                     await wait_any(self._stopping, backoff)
@@ -292,10 +300,19 @@ class Relayer:
         backoff = 0.5
         while not self._stopping.is_set():
             self.completed.clear()
-            if self.leader:
+            try:
+                # Renewed here too: the ingest loop may be stuck on a slow RPC for longer than the lease.
+                leader = await self._hold_leadership()
+            except SQLAlchemyError:
+                leader = False
+            if leader:
                 try:
                     settled = await self.settler.step()
                     backoff = 0.5
+                except LeaseLost as exc:
+                    log.warning("settlement: %s", exc)
+                    self.leader, self._leader_until = False, 0.0
+                    continue
                 except (RpcError, SQLAlchemyError) as exc:
                     log.warning("settlement: %s (retrying in %.1f s)", exc, backoff)
                     await wait_any(self._stopping, backoff)

@@ -65,6 +65,7 @@ class Settler:
         stuck_after_s: float = 30.0,
         deadline_margin_s: float = 30.0,
         receipt_poll_s: float = 0.005,
+        max_gas_price: int = 500 * 10**9,
     ) -> None:
         self.rpc = rpc
         self.store = store
@@ -77,6 +78,7 @@ class Settler:
         self.stuck_after_s = stuck_after_s
         self.deadline_margin_s = deadline_margin_s
         self.receipt_poll_s = receipt_poll_s
+        self.max_gas_price = max_gas_price  # fee bumps stop here
         self._nonce: int | None = None
         self._gas_price: int | None = None
 
@@ -108,6 +110,10 @@ class Settler:
         self._nonce = nonce + 1
         await self._send(raw)
         return await self._resolve_by_id(settlement_id)
+
+    def forget_nonce(self) -> None:
+        """Reads the account's nonce from the chain again before the next send (after another relayer led)."""
+        self._nonce = None
 
     async def _next_nonce(self) -> int:
         if self._nonce is None:
@@ -188,6 +194,9 @@ class Settler:
                 keep.append(job)
         self.store.mark(settled, State.SETTLED, "found settled on-chain")
         self.store.mark(expired, State.EXPIRED, "its deadline passed (or nearly) before settlement")
+        # A payment a reorganisation took away may come back; until then (or its deadline) its job waits at
+        # the back of the queue, so such jobs never hold up the settlement of the others.
+        self.store.requeue(late)
         return keep
 
     async def _resolve(self, settlement: Any) -> int:
@@ -232,17 +241,43 @@ class Settler:
             self.store.settlement_dropped(
                 settlement_id, "dropped", "its nonce was used by another transaction"
             )
+            self._nonce = None  # whoever used it, the chain knows the next nonce better than the cache
             self.metrics.settlements.labels(outcome="dropped").inc()
+            return 0
+        if mined_nonce < row.nonce:
+            # Earlier nonces of ours are no longer on the chain (a reorganisation dropped the transactions
+            # that used them): this settlement waits behind the gap for ever, whatever its fee. Fill the gap.
+            await self._fill_nonces(mined_nonce, row.nonce)
             return 0
         if time.time() - row.sent_at >= self.stuck_after_s:
             await self._bump(settlement_id, row.nonce, row.gas_price)
         return 0
 
+    async def _fill_nonces(self, first: int, end: int) -> None:
+        """Sends an empty transaction (to ourselves, no value) at each nonce from `first` up to `end`."""
+        gas_price = await self._base_gas_price()
+        log.warning("settlement nonces %s to %s were reorganised away: filling them", first, end - 1)
+        for nonce in range(first, end):
+            tx: dict[str, Any] = {
+                "to": self.account.address,
+                "value": 0,
+                "gas": 21_000,
+                "gasPrice": gas_price,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
+            await self._send(bytes(self.account.sign_transaction(tx).raw_transaction))
+
     async def _bump(self, settlement_id: int, nonce: int, gas_price: int) -> None:
         """Re-sends a stuck settlement at the same nonce with a higher fee, re-checking the jobs first."""
         jobs = self.store.settlement_jobs(settlement_id)
         batch = await self._still_open([j for j in jobs if j.state == State.SETTLING.value])
-        new_price = int(gas_price * BUMP) + 1
+        new_price = min(int(gas_price * BUMP) + 1, self.max_gas_price)
+        if new_price <= gas_price:
+            log.warning(
+                "settlement %s is stuck at the highest gas price allowed (%s)", settlement_id, gas_price
+            )
+            return
         if not batch:
             self.store.settlement_dropped(settlement_id, "dropped", "no job of it is open any more")
             return

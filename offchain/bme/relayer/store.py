@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +36,12 @@ from bme.relayer.db import (
 from bme.relayer.events import Event
 
 CHECKPOINT = "events"
+_TRANSITIONS = "bme_transitions"  # a session's transitions not yet written
 KEEP_BLOCK_HASHES = 512
+
+
+class LeaseLost(Exception):
+    """This relayer no longer holds the lease its write needs: another relayer took over."""
 
 
 class RevealConflict(Exception):
@@ -97,18 +102,38 @@ class JobStore:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = self.engine.dialect.name == "postgresql"
         self._model_cache: dict[str, int] | None = None
+        #: The lease that ingestion and settlement writes must hold (None: no check, one relayer alone).
+        self.fence: str | None = None
+
+        @event.listens_for(self._session, "before_commit")
+        def _write_transitions(session: Session) -> None:
+            rows = session.info.pop(_TRANSITIONS, None)
+            if rows:
+                session.execute(insert(Transition), rows)
 
     def session(self) -> Session:
         return self._session()
 
+    def _check_fence(self, s: Session) -> None:
+        """Fencing: inside the writing transaction, this relayer must still hold the lease (on PostgreSQL the
+        lease row is locked until the commit, so a takeover waits for this write or this write sees it)."""
+        if self.fence is None:
+            return
+        q = select(Lease.owner, Lease.until).where(Lease.name == self.fence)
+        if self.postgres:
+            q = q.with_for_update()
+        row = s.execute(q).first()
+        if row is None or row.owner != self.owner or row.until < time.time():
+            raise LeaseLost(f"{self.owner} no longer holds the {self.fence} lease")
+
     def _transition(
         self, s: Session, job_ids: Iterable[str], state: State, at: float, detail: str | None
     ) -> None:
-        rows = [
+        """Records transitions; they are written in one statement when the transaction commits."""
+        pending: list[dict[str, Any]] = s.info.setdefault(_TRANSITIONS, [])
+        pending.extend(
             {"job_id": j, "state": state.value, "at": at, "by": self.owner, "detail": detail} for j in job_ids
-        ]
-        if rows:
-            s.execute(insert(Transition), rows)
+        )
 
     # -- ingestion ---------------------------------------------------------------------------------------
 
@@ -138,7 +163,15 @@ class JobStore:
         now = time.time()
         result = IngestResult()
         with self.session() as s, s.begin():
-            models = self._models(s)
+            self._check_fence(s)
+            models = self._model_cache if self._model_cache is not None else self._models(s)
+            # One query loads every job and reveal the events name; the loop's `get`s then hit the session.
+            ids = [f"0x{ev.args['jobId']:064x}" for ev in events if "jobId" in ev.args]
+            if ids:
+                list(s.scalars(select(Job).where(Job.job_id.in_(ids))))
+                opened = [f"0x{ev.args['jobId']:064x}" for ev in events if ev.name == "JobOpened"]
+                if opened:
+                    list(s.scalars(select(Reveal).where(Reveal.job_id.in_(opened))))
             for ev in events:
                 if ev.name == "JobOpened":
                     self._on_opened(s, ev, now, models, result)
@@ -152,11 +185,23 @@ class JobStore:
                     models = self._models(s)
             for op in operators:
                 self._upsert_operator(s, op, checkpoint[0])
-            for number, block_hash in hashes.items():
-                s.merge(BlockHash(block_number=number, block_hash=block_hash))
-            s.merge(BlockHash(block_number=checkpoint[0], block_hash=checkpoint[1]))
-            s.merge(Checkpoint(name=CHECKPOINT, block_number=checkpoint[0], block_hash=checkpoint[1]))
-            s.execute(delete(BlockHash).where(BlockHash.block_number < checkpoint[0] - KEEP_BLOCK_HASHES))
+            blocks = {**hashes, checkpoint[0]: checkpoint[1]}
+            s.execute(
+                delete(BlockHash).where(
+                    or_(
+                        BlockHash.block_number.in_(list(blocks)),
+                        BlockHash.block_number < checkpoint[0] - KEEP_BLOCK_HASHES,
+                    )
+                )
+            )
+            s.execute(insert(BlockHash), [{"block_number": n, "block_hash": h} for n, h in blocks.items()])
+            moved = s.execute(
+                update(Checkpoint)
+                .where(Checkpoint.name == CHECKPOINT)
+                .values(block_number=checkpoint[0], block_hash=checkpoint[1])
+            )
+            if not moved.rowcount:  # type: ignore[attr-defined]
+                s.add(Checkpoint(name=CHECKPOINT, block_number=checkpoint[0], block_hash=checkpoint[1]))
         return result
 
     def _on_model(self, s: Session, ev: Event) -> None:
@@ -399,12 +444,14 @@ class JobStore:
                 for o in s.scalars(select(Operator))
             ]
             tried: dict[str, dict[str, int]] = {j.job_id: {} for j in jobs}
-            for job_id, operator, count in s.execute(
-                select(Attempt.job_id, Attempt.operator, func.count())
-                .where(Attempt.job_id.in_(list(tried)))
-                .group_by(Attempt.job_id, Attempt.operator)
-            ):
-                tried[job_id][operator] = int(count)
+            retried = [j.job_id for j in jobs if j.tries]
+            if retried:  # first tries (the usual case) have no attempts to count
+                for job_id, operator, count in s.execute(
+                    select(Attempt.job_id, Attempt.operator, func.count())
+                    .where(Attempt.job_id.in_(retried))
+                    .group_by(Attempt.job_id, Attempt.operator)
+                ):
+                    tried[job_id][operator] = int(count)
             reveals = {r.job_id: r for r in s.scalars(select(Reveal).where(Reveal.job_id.in_(list(tried))))}
             for job in jobs:
                 resend = job.state == State.DISPATCHED.value and job.operator is not None
@@ -583,6 +630,7 @@ class JobStore:
     def begin_settlement(self, job_ids: Sequence[str], nonce: int, tx_hash: str, gas_price: int) -> int:
         now = time.time()
         with self.session() as s, s.begin():
+            self._check_fence(s)
             row = Settlement(
                 nonce=nonce,
                 tx_hashes=tx_hash,
@@ -672,6 +720,16 @@ class JobStore:
                     .values(state=State.COMPLETED.value, settlement_id=None, updated_at=now)
                 )
                 self._transition(s, ids, State.COMPLETED, now, reason)
+
+    def requeue(self, job_ids: Sequence[str]) -> None:
+        """Puts completed jobs at the back of the settlement queue."""
+        if job_ids:
+            with self.session() as s, s.begin():
+                s.execute(
+                    update(Job)
+                    .where(Job.job_id.in_(list(job_ids)), Job.state == State.COMPLETED.value)
+                    .values(completed_at=time.time(), reason="its payment is not on the chain (reorganised)")
+                )
 
     def mark(
         self, job_ids: Sequence[str], state: State, reason: str, *, closed_block: int | None = None
