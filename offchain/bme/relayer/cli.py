@@ -123,6 +123,7 @@ def bench_relayer_command(
     jobs: Annotated[
         int, typer.Option(help="Paid jobs to run (at least 1,000 for the published figure).")
     ] = 1000,
+    rate: Annotated[float, typer.Option(help="Payments per second (0: back to back).")] = 0.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The relayer's added latency (payment receipt to operator) and CPU per job, on anvil, real node."""
@@ -135,7 +136,9 @@ def bench_relayer_command(
         raise ConfigError("--jobs must be at least 1")
     out = Console()
     with out.status("benchmarking the relayer") as status:
-        figures = run_relayer_bench(jobs, progress=lambda m: status.update(f"benchmarking the relayer: {m}"))
+        figures = run_relayer_bench(
+            jobs, progress=lambda m: status.update(f"benchmarking the relayer: {m}"), rate=max(rate, 0.0)
+        )
     if json_output:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:

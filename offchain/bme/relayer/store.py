@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, event, func, insert, or_, select, update
+from sqlalchemy import Table, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +37,7 @@ from bme.relayer.events import Event
 
 CHECKPOINT = "events"
 _TRANSITIONS = "bme_transitions"  # a session's transitions not yet written
+_TRANSITION_TABLE = cast(Table, Transition.__table__)
 KEEP_BLOCK_HASHES = 512
 
 
@@ -108,8 +109,8 @@ class JobStore:
         @event.listens_for(self._session, "before_commit")
         def _write_transitions(session: Session) -> None:
             rows = session.info.pop(_TRANSITIONS, None)
-            if rows:
-                session.execute(insert(Transition), rows)
+            if rows:  # the table's plain insert: the ORM's bulk insert costs several times more per row
+                session.connection().execute(_TRANSITION_TABLE.insert(), rows)
 
     def session(self) -> Session:
         return self._session()
