@@ -20,7 +20,7 @@ setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/solc-v$(SOLC_VERS
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev,ray]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bme.errors import BmeError
+from bme.scenario.cli import bench_scenario_command, scenario_app
 from bme.user import ask_cli
 from bme.user.quote_cli import quote_command
 from bme.user.wallet_cli import wallet_app
@@ -18,6 +19,8 @@ from bme.user.wallet_cli import wallet_app
 app = typer.Typer(help="Burn-mint equilibrium protocol for paying AI inference.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: figures measured side by side in one run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(scenario_app, name="scenario")
+bench_app.command("scenario")(bench_scenario_command)
 app.add_typer(wallet_app, name="wallet")
 app.command("quote")(quote_command)
 app.command("ask")(ask_cli.ask)

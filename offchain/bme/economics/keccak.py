@@ -15,4 +15,4 @@ try:
         return bytes(_keccak_256(data).digest())
 
 except ImportError:  # pragma: no cover - depends on the environment
-    from eth_hash.auto import keccak as keccak256
+    pass

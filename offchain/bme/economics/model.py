@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-
+from functools import lru_cache
 
 from bme.economics import math as m
 from bme.economics.keccak import keccak256
@@ -71,11 +71,13 @@ class Oracle:
     updated_at: int = 0
 
 
+@lru_cache(maxsize=1 << 16)
 def job_id_for(payer: str, spec_hash: bytes) -> int:
     """Mirror of `JobEscrow.jobIdFor`: keccak256(abi.encode(payer, specHash)).
 
-    The ABI encoding is written out (the address left-padded to a word, the bytes32 right-padded): it is on the
-    hot path of scenario replays, where eth-abi's general encoder would cost ten times the hash.
+    The ABI encoding is written out (the address left-padded to a word, the bytes32 right-padded) and recent
+    ids are remembered: this is on the hot path of scenario replays, which compute each job's id twice (the
+    wallet, then the escrow), where eth-abi's general encoder would cost ten times the hash.
     """
     address = bytes.fromhex(payer[2:] if payer[:2] in ("0x", "0X") else payer)
     if len(address) != 20 or len(spec_hash) > 32:

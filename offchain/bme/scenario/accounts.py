@@ -1,5 +1,6 @@
-"""Who takes part in a replay: the deployer, relayer, feeder and treasury (the devnet's well-known accounts) and
-the simulated users and operators, whose keys derive from their index so every run uses the same addresses."""
+"""Who takes part in a replay: the deployer, relayer, feeder and treasury (the devnet's well-known accounts)
+and the simulated users and operators, whose keys derive from their index so every run uses the same
+addresses."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What simulated participants do: one dataclass per contract call, the common language of the driver and the
 two backends (the reference model and the chain).
 
-Every action names its sender by address; amounts are integers in the contracts' base units.
+Every action names its sender by address; amounts are integers in the contracts' base units. (Plain slotted
+dataclasses, not frozen ones: a replay creates one per transaction, and frozen ones cost twice as much.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from bme.economics.model import Settlement
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PushPrice:
     """The feeder pushes an oracle reading (`ManualPriceOracle.pushPrice`)."""
 
@@ -21,14 +22,14 @@ class PushPrice:
     updated_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SyncStatus:
     """A keeper records the status the oracle and the collateral ratio imply (`syncStatus`)."""
 
     sender: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferCmp:
     """An ERC-20 transfer of CMP."""
 
@@ -37,7 +38,7 @@ class TransferCmp:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApproveCmp:
     """An unlimited CMP approval of the BME core (`spender="bme"`) or the operator registry."""
 
@@ -45,7 +46,7 @@ class ApproveCmp:
     spender: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Register:
     """An operator stakes and lists its endpoint and models (`OperatorRegistry.register`)."""
 
@@ -55,7 +56,7 @@ class Register:
     models: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BurnForJob:
     """A user burns CMP for credits that all become one job's reservation (`JobEscrow.burnForJob`)."""
 
@@ -67,7 +68,7 @@ class BurnForJob:
     deadline: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenJob:
     """A user reserves credits from its CRD balance for a job (`JobEscrow.openJob`)."""
 
@@ -78,7 +79,7 @@ class OpenJob:
     deadline: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settle:
     """The relayer settles a batch of served jobs (`JobEscrow.settle`)."""
 
@@ -86,7 +87,7 @@ class Settle:
     items: tuple[Settlement, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Expire:
     """Anyone refunds a job past its deadline to its payer (`JobEscrow.expire`)."""
 
@@ -94,7 +95,7 @@ class Expire:
     job_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Redeem:
     """An operator redeems earnings for CMP (`BurnMintEquilibrium.redeem`)."""
 
@@ -103,7 +104,7 @@ class Redeem:
     min_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
     """An operator claims its emission rewards for all finished epochs (`EmissionSchedule.claim`)."""
 

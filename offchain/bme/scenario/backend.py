@@ -82,6 +82,15 @@ class ProtocolState:
     operator_cmp: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    """The oracle's reading, each user's CMP and CRD balances, and each operator's unredeemed earnings."""
+
+    oracle: OracleReading
+    balances: tuple[tuple[int, int], ...]
+    earnings: tuple[int, ...]
+
+
 class Backend(ABC):
     """A world to replay in. `execute` runs a block: all actions at one time, in order."""
 
@@ -98,18 +107,10 @@ class Backend(ABC):
         """The state now; `chain_epoch` is the escrow epoch whose work and emission to report."""
 
     @abstractmethod
-    def oracle(self) -> OracleReading:
-        """The oracle's last reading."""
+    def wallets(self, users: Sequence[str], operators: Sequence[str]) -> WalletView:
+        """What wallets see before a block: the oracle, users' balances and operators' earnings."""
 
-    @abstractmethod
-    def balances(self, users: Sequence[str]) -> list[tuple[int, int]]:
-        """Each user's CMP and CRD balances."""
-
-    @abstractmethod
-    def earnings(self, operators: Sequence[str]) -> list[int]:
-        """Each operator's unredeemed earnings (CRD units)."""
-
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: only a devnet has something to release)
         """Releases the world (stops a devnet)."""
 
     def __enter__(self) -> Backend:

@@ -1,5 +1,5 @@
-"""A replay on the real contracts: a fresh devnet, the protocol deployed by `deploy_protocol`, and every action a
-locally signed transaction, mined in blocks at the driver's times."""
+"""A replay on the real contracts: a fresh devnet, the protocol deployed by `deploy_protocol`, and every
+action a locally signed transaction, mined in blocks at the driver's times."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bme.errors import ChainError
 from bme.scenario import actions as a
 from bme.scenario.abi import calldata, returned
 from bme.scenario.accounts import Accounts
-from bme.scenario.backend import Backend, OracleReading, ProtocolConfig, ProtocolState
+from bme.scenario.backend import Backend, OracleReading, ProtocolConfig, ProtocolState, WalletView
 from bme.scenario.devnets import GAS_PRICE, ChainKind, Devnet, open_devnet
 from bme.scenario.signer import Key
 from bme.scenario.timeline import reference_timeline
@@ -237,20 +237,22 @@ class ChainBackend(Backend):
             operator_cmp=tuple(x[0] for x in per_op[2::3]),
         )
 
-    def oracle(self) -> OracleReading:
-        price, updated_at, confidence = self._read([("oracle", "ManualPriceOracle", "latestPrice", ())])[0]
-        return OracleReading(price, confidence, updated_at)
-
-    def balances(self, users: Sequence[str]) -> list[tuple[int, int]]:
-        calls: list[tuple[str, str, str, tuple[Any, ...]]] = []
+    def wallets(self, users: Sequence[str], operators: Sequence[str]) -> WalletView:
+        calls: list[tuple[str, str, str, tuple[Any, ...]]] = [
+            ("oracle", "ManualPriceOracle", "latestPrice", ())
+        ]
         for u in users:
             calls.append(("token", "ComputeToken", "balanceOf", (u,)))
             calls.append(("credit", "ComputeCredit", "balanceOf", (u,)))
+        calls += [("escrow", "JobEscrow", "earningsOf", (o,)) for o in operators]
         r = self._read(calls)
-        return [(r[2 * i][0], r[2 * i + 1][0]) for i in range(len(users))]
-
-    def earnings(self, operators: Sequence[str]) -> list[int]:
-        return [x[0] for x in self._read([("escrow", "JobEscrow", "earningsOf", (o,)) for o in operators])]
+        price, updated_at, confidence = r[0]
+        n = len(users)
+        return WalletView(
+            OracleReading(price, confidence, updated_at),
+            tuple((r[1 + 2 * i][0], r[2 + 2 * i][0]) for i in range(n)),
+            tuple(x[0] for x in r[1 + 2 * n :]),
+        )
 
     def close(self) -> None:
         self.devnet.close()

@@ -109,11 +109,12 @@ class AnvilDevnet(Devnet):
                 "--gas-limit",
                 str(BLOCK_GAS_LIMIT),
                 "--no-request-size-limit",
-                *__import__("os").environ.get("BME_ANVIL_EXTRA", "--prune-history").split(),
+                "--prune-history",  # only the latest state is read: keep no history
             ]
         ).start()
         self.chain_id = self._anvil.chain_id
         self._session = requests.Session()
+        self._session.trust_env = False  # a local node: no proxy look-ups on every request
         self._next_id = 0
         self._automine = True
         try:
@@ -181,12 +182,17 @@ class AnvilDevnet(Devnet):
         self._manual_mining()
         hashes = self._batch([("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raw_txs])
         self._rpc("evm_mine", [timestamp])
-        block = self._rpc("eth_getBlockByNumber", ["latest", False])
+        answers = self._batch(
+            [
+                ("eth_getBlockByNumber", ["latest", False]),
+                *(("eth_getTransactionReceipt", [h]) for h in hashes),
+            ]
+        )
+        block, receipts = answers[0], answers[1:]
         if int(block["timestamp"], 16) != timestamp:
             raise ChainError(f"anvil mined at {int(block['timestamp'], 16)}, not at {timestamp}")
         if [h.lower() for h in block["transactions"]] != [h.lower() for h in hashes]:
             raise ChainError("anvil did not mine the block's transactions in the order they were sent")
-        receipts = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
         return [TxOutcome(int(r["status"], 16) == 1, int(r["gasUsed"], 16)) for r in receipts]
 
     def call_many(self, calls: Sequence[tuple[str, bytes]]) -> list[bytes]:
@@ -248,9 +254,9 @@ class InProcessDevnet(Devnet):
         builder = chain.get_vm().get_transaction_builder()
         try:
             txs = [builder.decode(raw) for raw in raw_txs]
-            _, receipts, computations = chain.mine_all(
-                txs, timestamp=timestamp, mix_hash=timestamp.to_bytes(32, "big")
-            )
+            # The pending header carries the block's time into the EVM (mine_all ignores a timestamp).
+            chain.header = chain.header.copy(timestamp=timestamp)
+            _, receipts, computations = chain.mine_all(txs, mix_hash=timestamp.to_bytes(32, "big"))
         except Exception as exc:  # py-evm's validation errors: a bad nonce, gas or timestamp
             raise ChainError(f"the in-process chain refused the block at {timestamp}: {exc}") from exc
         outcomes = []

@@ -1,11 +1,11 @@
 """The simulated participants and the epoch loop, shared by chain and model runs.
 
-Users pay for their jobs as a wallet would: from their credit balance when it covers the job's most it can cost
-(`openJob`), otherwise by burning CMP for a top-up whose credits all reserve the job (`burnForJob`); they only send
-when their wallet can quote (a usable oracle price) and they hold the tokens. Operators serve jobs up to their
-capacity (the relayer hands jobs out in turn, settling in batches), redeem a share of their earnings and claim
-their emission rewards on their own rhythm. The feeder pushes the price path's price at each epoch's start
-(except in outages) and a keeper records the status.
+Users pay for their jobs as a wallet would: from their credit balance when it covers the job's most it can
+cost (`openJob`), otherwise by burning CMP for a top-up whose credits all reserve the job (`burnForJob`); they
+only send when their wallet can quote (a usable oracle price) and they hold the tokens. Operators serve jobs
+up to their capacity (the relayer hands jobs out in turn, settling in batches), redeem a share of their
+earnings and claim their emission rewards on their own rhythm. The feeder pushes the price path's price at
+each epoch's start (except in outages) and a keeper records the status.
 
 Every decision depends only on the scenario, its seed, the price path and what the backend reports (outcomes
 and balances), so a chain run and a model run take the same actions in the same order, block for block.
@@ -28,7 +28,7 @@ from bme.scenario.demand import Demand, JobRequest
 from bme.scenario.prices import PricePath
 from bme.scenario.records import EpochRecord
 from bme.scenario.spec import Scenario, share_fraction
-from bme.scenario.timeline import JOBS, OPERATIONS, SETTLEMENTS
+from bme.scenario.timeline import ACTIVITY, SETTLEMENTS
 from bme.scenario.units import scaled
 
 ENDPOINT = "https://operator.invalid/v1"
@@ -85,8 +85,8 @@ class _Tally:
 
 
 def usable_price(r: OracleReading, now: int, p: Parameters) -> tuple[int, int] | None:
-    """What a wallet's quote sees: the reading's price and confidence, or None when the BME core would refuse it
-    (no price, stale or from the future, too uncertain)."""
+    """What a wallet's quote sees: the reading's price and confidence, or None when the BME core would refuse
+    it (no price, stale or from the future, too uncertain)."""
     if r.price == 0 or r.updated_at == 0 or r.updated_at > now or now - r.updated_at > p.oracle_max_age:
         return None
     if not m.confidence_within(r.price, r.confidence, p.oracle_max_confidence_bps):
@@ -178,77 +178,91 @@ class Driver:
     def run_epoch(self, k: int) -> EpochRecord:
         start = self.timeline.epoch_start(k)
         tally = _Tally()
-        self._operations(k, start + OPERATIONS, tally)
-        requests = self.demand.requests(k)
-        tally.jobs_requested = len(requests)
-        self._jobs(requests, start + JOBS, tally)
+        self._activity(k, start + ACTIVITY, tally)
         self._settlements(k, start + SETTLEMENTS, tally)
         state = self.backend.read_state(self.timeline.chain_epoch(k), self.operator_addresses)
         record = self._record(k, start + SETTLEMENTS, state, tally)
         self.previous = state
         return record
 
-    def _operations(self, k: int, now: int, tally: _Tally) -> None:
-        """Block 1: the price push and status, expiries, late registrations, redemptions, claims."""
+    def _activity(self, k: int, now: int, tally: _Tally) -> None:
+        """The epoch's first block: the price push and the status, expiries, late registrations, redemptions,
+        claims, then the users' jobs. Wallets decide on what they read before the block."""
         feeder, relayer = self.accounts.feeder.address, self.accounts.relayer.address
+        requests = self.demand.requests(k)
+        tally.jobs_requested = len(requests)
+        involved = sorted({r.user for r in requests})
+        due = [i for i in sorted(self.registered) if k % self.operators[i].redeem_every == 0]
+        view = self.backend.wallets(
+            [self.users[u] for u in involved], [self.operators[i].address for i in due]
+        )
+        pushed = self.path.pushed[k]
+        reading = OracleReading(self.path.market[k], self.path.confidence[k], now) if pushed else view.oracle
+        quote = usable_price(reading, now, self.params)
+
         acts: list[a.Action] = []
-        if self.path.pushed[k]:
-            reading = OracleReading(self.path.market[k], self.path.confidence[k], now)
+        if pushed:
             acts.append(a.PushPrice(feeder, reading.price, reading.confidence, now))
-        else:
-            reading = self.backend.oracle()
         acts.append(a.SyncStatus(feeder))
         expiring = [j for j in self.open_jobs.values() if j.deadline < now]
         acts += [a.Expire(relayer, j.job_id) for j in expiring]
         joining = [i for i, o in enumerate(self.operators) if o.join_epoch == k and i not in self.registered]
-        if k > 0:
-            acts += [self._register(i) for i in joining]
-        redeeming: list[tuple[int, int]] = []
-        if usable_price(reading, now, self.params) is not None:
-            due = [i for i in sorted(self.registered) if k % self.operators[i].redeem_every == 0]
-            earned = self.backend.earnings([self.operators[i].address for i in due]) if due else []
-            for i, e in zip(due, earned, strict=True):
-                credits = int(e * self.operators[i].redeem_share)
+        acts += [self._register(i) for i in joining]
+        redeeming: list[int] = []
+        if quote is not None:
+            for i, earned in zip(due, view.earnings, strict=True):
+                credits = int(earned * self.operators[i].redeem_share)
                 if credits > 0:
-                    redeeming.append((i, credits))
+                    redeeming.append(credits)
                     acts.append(a.Redeem(self.operators[i].address, credits, 0))
         claiming = [i for i in sorted(self.unclaimed) if k % self.operators[i].claim_every == 0]
         acts += [a.Claim(self.operators[i].address) for i in claiming]
+        first_job = len(acts)
+        wallets = {u: list(b) for u, b in zip(involved, view.balances, strict=True)}
+        pending = self._pay(requests, wallets, quote, now, acts, tally)
 
         outcomes = self.backend.execute(now, acts)
         tally.count(outcomes)
-        rest = outcomes[2 if self.path.pushed[k] else 1 :]
+        rest = outcomes[2 if pushed else 1 :]
         for job, ok in zip(expiring, rest, strict=False):
             if ok:
                 del self.open_jobs[job.job_id]
                 tally.jobs_expired += 1
         rest = rest[len(expiring) :]
-        if k > 0:
-            for i, ok in zip(joining, rest, strict=False):
-                if ok:
-                    self.registered.add(i)
-            rest = rest[len(joining) :]
-        for (_, credits), ok in zip(redeeming, rest, strict=False):
+        self.registered.update(i for i, ok in zip(joining, rest, strict=False) if ok)
+        rest = rest[len(joining) :]
+        for credits, ok in zip(redeeming, rest, strict=False):
             if ok:
                 tally.redemptions += 1
                 tally.credits_redeemed += credits
         rest = rest[len(redeeming) :]
-        for i, ok in zip(claiming, rest, strict=True):
+        for i, ok in zip(claiming, rest, strict=False):
             # A failed claim loses nothing: the next claim takes every unclaimed finished epoch.
             self.unclaimed.discard(i)
             tally.claims += ok
+        for (job, burned), ok in zip(pending, outcomes[first_job:], strict=True):
+            if ok:
+                self.open_jobs[job.job_id] = job
+                tally.opened.append(job)
+                tally.jobs_opened += 1
+                tally.burns += burned
+            else:
+                tally.jobs_rejected += 1
 
-    def _jobs(self, requests: list[JobRequest], now: int, tally: _Tally) -> None:
-        """Block 2: users pay for their jobs, from credits or by burning CMP."""
-        if not requests:
-            return
+    def _pay(
+        self,
+        requests: list[JobRequest],
+        wallets: dict[int, list[int]],
+        quote: tuple[int, int] | None,
+        now: int,
+        acts: list[a.Action],
+        tally: _Tally,
+    ) -> list[tuple[_Job, bool]]:
+        """Appends each user's payment for its job to `acts`: from credits when its balance covers the job's
+        most, else a burn for a top-up (when its wallet can quote and it holds the tokens); returns the jobs
+        paid for and whether each burned."""
         p = self.params
-        quote = usable_price(self.backend.oracle(), now, p)
         burn_price = m.burn_price_down(quote[0], quote[1], p.confidence_multiplier) if quote else 0
-        involved = sorted({r.user for r in requests})
-        held = dict(zip(involved, self.backend.balances([self.users[u] for u in involved]), strict=True))
-        wallets = {u: list(b) for u, b in held.items()}
-        acts: list[a.Action] = []
         pending: list[tuple[_Job, bool]] = []
         deadline = now + self.ttl
         for r in requests:
@@ -279,20 +293,11 @@ class Driver:
                 burned = True
             job = _Job(job_id_for(user, spec), user, r.model_id, r.input_tokens, r.output_tokens, deadline)
             pending.append((job, burned))
-        outcomes = self.backend.execute(now, acts)
-        tally.count(outcomes)
-        for (job, burned), ok in zip(pending, outcomes, strict=True):
-            if ok:
-                self.open_jobs[job.job_id] = job
-                tally.opened.append(job)
-                tally.jobs_opened += 1
-                tally.burns += burned
-            else:
-                tally.jobs_rejected += 1
+        return pending
 
     def _settlements(self, k: int, now: int, tally: _Tally) -> None:
-        """Block 3: the relayer hands this epoch's jobs to operators in turn, up to their capacity, and settles
-        each operator's jobs together, in batches."""
+        """The second block: the relayer hands this epoch's jobs to operators in turn, up to their capacity,
+        and settles each operator's jobs together, in batches."""
         active = sorted(self.registered)
         if not tally.opened or not active:
             return

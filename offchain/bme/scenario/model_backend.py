@@ -14,7 +14,7 @@ from bme.economics.model import ModelRevert, ProtocolModel
 from bme.economics.registry import RegistryModel
 from bme.scenario import actions as a
 from bme.scenario.accounts import Accounts
-from bme.scenario.backend import Backend, OracleReading, ProtocolConfig, ProtocolState
+from bme.scenario.backend import Backend, OracleReading, ProtocolConfig, ProtocolState, WalletView
 from bme.scenario.timeline import reference_timeline
 
 #: Stand-in addresses of the contracts that hold CMP in the model (the registry's stakes, the schedule's
@@ -108,9 +108,10 @@ class ModelBackend(Backend):
         o = self.proto.oracle
         return OracleReading(o.price, o.confidence, o.updated_at)
 
-    def balances(self, users: Sequence[str]) -> list[tuple[int, int]]:
-        cmp, crd = self.proto.cmp, self.proto.crd
-        return [(cmp.get(u, 0), crd.get(u, 0)) for u in users]
-
-    def earnings(self, operators: Sequence[str]) -> list[int]:
-        return [self.proto.earnings.get(o, 0) for o in operators]
+    def wallets(self, users: Sequence[str], operators: Sequence[str]) -> WalletView:
+        cmp, crd, earnings = self.proto.cmp, self.proto.crd, self.proto.earnings
+        return WalletView(
+            self.oracle(),
+            tuple((cmp.get(u, 0), crd.get(u, 0)) for u in users),
+            tuple(earnings.get(o, 0) for o in operators),
+        )

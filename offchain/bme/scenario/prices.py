@@ -1,9 +1,11 @@
 """The token's price path: one market price per epoch (what the feeder pushes at the epoch's start), its
-confidence band, and whether the feeder pushes at all (outages), from the scenario's price section and seed."""
+confidence band, and whether the feeder pushes at all (outages), from the scenario's price section and
+seed."""
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,7 +75,7 @@ def price_path(s: Scenario, rng: np.random.Generator) -> PricePath:
 
 def _interpolate(points: list[tuple[int, float]], t: int) -> float:
     """The piecewise-linear path through `points` at `t`, flat after the last point."""
-    for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
+    for (t0, p0), (t1, p1) in itertools.pairwise(points):
         if t0 <= t < t1:
             return p0 + (p1 - p0) * (t - t0) / (t1 - t0)
     return points[-1][1]

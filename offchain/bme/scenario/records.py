@@ -1,9 +1,9 @@
-"""The per-epoch series of a run: exact records (integers in base units, what the chain and the model must agree
-on), and the tidy table researchers read (whole units, one row per epoch, one column per variable)."""
+"""The per-epoch series of a run: exact records (integers in base units, what the chain and the model must
+agree on), and the tidy table researchers read (whole units, one row per epoch, one column per variable)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from bme.economics.status import Status
@@ -19,8 +19,8 @@ CMP_DECIMALS, CRD_DECIMALS, WAD_DECIMALS = 18, 6, 18
 
 @dataclass(frozen=True, slots=True)
 class EpochRecord:
-    """One epoch: the state read at its end, its flows (differences from the previous epoch's end) and what the
-    participants did. Amounts are base units: CMP and prices 18 decimals, credits (CRD, dollars) 6."""
+    """One epoch: the state read at its end, its flows (differences from the previous epoch's end) and what
+    the participants did. Amounts are base units: CMP and prices 18 decimals, credits (CRD, dollars) 6."""
 
     epoch: int
     start: int  # seconds from the scenario's start
@@ -70,16 +70,34 @@ class EpochRecord:
     failed_transactions: int
 
 
-RECORD_FIELDS = tuple(f.name for f in fields(EpochRecord))
-
-#: Table columns from record fields: (column, field, decimals) with decimals None for counts and flags.
-_CMP = ("cmp_supply", "supply_change", "burned", "reissued", "new_issuance", "emission_released")
+#: Record fields shown in whole CMP, in dollars, and as counts.
+_CMP: tuple[str, ...] = (
+    "cmp_supply",
+    "supply_change",
+    "burned",
+    "reissued",
+    "new_issuance",
+    "emission_released",
+)
 _CMP += ("rewards_claimed", "total_burned", "total_reissued", "total_new_issuance", "total_emission")
 _CMP += ("total_rewards_claimed", "remint_credits", "seed_tokens", "epoch_emission", "staked")
 _CMP += ("unclaimed_emission", "user_cmp", "operator_cmp", "treasury_cmp")
-_USD = ("outstanding_credits", "user_credits", "escrowed_credits", "operator_earnings", "epoch_work")
+_USD: tuple[str, ...] = (
+    "outstanding_credits",
+    "user_credits",
+    "escrowed_credits",
+    "operator_earnings",
+    "epoch_work",
+)
 _USD += ("credits_redeemed",)
-_COUNTS = ("jobs_requested", "jobs_opened", "jobs_rejected", "jobs_settled", "jobs_unserved", "jobs_expired")
+_COUNTS: tuple[str, ...] = (
+    "jobs_requested",
+    "jobs_opened",
+    "jobs_rejected",
+    "jobs_settled",
+    "jobs_unserved",
+    "jobs_expired",
+)
 _COUNTS += ("burns", "redemptions", "claims", "transactions", "failed_transactions")
 
 

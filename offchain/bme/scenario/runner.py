@@ -1,4 +1,5 @@
-"""One replay of a scenario: on the reference model, or on the contracts on a fresh anvil or in-process chain."""
+"""One replay of a scenario: on the reference model, or on the contracts on a fresh anvil or in-process
+chain."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from bme.economics.model import job_id_for
 from bme.errors import ConfigError
 from bme.scenario.accounts import scenario_accounts
 from bme.scenario.backend import Backend, ProtocolConfig
@@ -24,7 +26,8 @@ ENGINES: tuple[Engine, ...] = ("model", "anvil", "inprocess")
 
 @dataclass
 class RunResult:
-    """A replay's records and what it cost: seconds for setup (deployment) and for the epochs, transactions."""
+    """A replay's records and what it cost: seconds for setup (deployment) and for the epochs,
+    transactions."""
 
     scenario: Scenario
     engine: Engine
@@ -37,6 +40,13 @@ class RunResult:
     @property
     def jobs(self) -> int:
         return sum(r.jobs_requested for r in self.records)
+
+
+def random_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The seed's two independent streams: the price path's, then the demand's (changing one section of a
+    scenario leaves the other's draws unchanged)."""
+    price_seed, demand_seed = np.random.SeedSequence(seed).spawn(2)
+    return np.random.Generator(np.random.PCG64(price_seed)), np.random.Generator(np.random.PCG64(demand_seed))
 
 
 def open_backend(s: Scenario, engine: Engine) -> Backend:
@@ -60,11 +70,12 @@ def run_scenario(
     on_epoch: Callable[[int, EpochRecord], None] | None = None,
     epochs: int | None = None,
 ) -> RunResult:
-    """Replays `s` (or its first `epochs` epochs) on `engine`. The seed fixes the price path (first stream of
-    the seed's sequence) and the demand (second stream), whatever the engine."""
-    price_seed, demand_seed = np.random.SeedSequence(s.seed).spawn(2)
-    path = price_path(s, np.random.Generator(np.random.PCG64(price_seed)))
-    demand = Demand(s, path, np.random.Generator(np.random.PCG64(demand_seed)))
+    """Replays `s` (or its first `epochs` epochs) on `engine`; the seed fixes the price path and the demand,
+    whatever the engine."""
+    job_id_for.cache_clear()  # a run pays for its own job ids: no help from an earlier run's
+    price_rng, demand_rng = random_streams(s.seed)
+    path = price_path(s, price_rng)
+    demand = Demand(s, path, demand_rng)
     started = time.perf_counter()
     with open_backend(s, engine) as backend:
         accounts = scenario_accounts(sum(g.users for g in s.demand.groups), sum(o.count for o in s.operators))

@@ -1,8 +1,8 @@
 """Fast signing of legacy (EIP-155) transactions with pre-filled nonce, gas and gas price.
 
-eth-account signs a transaction in about a millisecond; a scenario replay signs tens of thousands, so this module
-encodes the fixed nine-field RLP list by hand and signs with coincurve: several times faster, byte for byte the same
-raw transaction (checked against eth-account in the tests).
+eth-account signs a transaction in about a millisecond; a scenario replay signs tens of thousands, so this
+module encodes the fixed nine-field RLP list by hand and signs with coincurve: several times faster, byte for
+byte the same raw transaction (checked against eth-account in the tests).
 """
 
 from __future__ import annotations

@@ -1,98 +1,44 @@
-"""Scenario files: the schema (pydantic models), YAML loading and validation, and overrides for sweeps.
+"""Scenario files: the schema (pydantic models) and the checks across sections.
 
-Every mistake is reported with its place in the file and what was expected: an unknown key (with the keys
-allowed there), a wrong type, an out-of-range value, a price path that reaches zero or goes negative, a missing
-CSV column, a parameter set the contracts would refuse. See `scenarios/README.md` for the format.
+Every mistake is reported with its place in the file and what was expected: an unknown key, a wrong type, an
+out-of-range value, a price path that reaches zero or goes negative, a missing CSV column, a parameter set the
+contracts would refuse (`loading` turns them into messages). See `scenarios/README.md` for the format.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import math
-from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    Strict,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, Strict, ValidationInfo, field_validator, model_validator
 
 from bme.economics.emission import DEFAULT_HARD_CAP, InvalidSchedule, Schedule, Segment
 from bme.economics.params import Parameters
 from bme.economics.registry import DEFAULT_MIN_STAKE, MAX_MODELS
-from bme.errors import ConfigError
-from bme.scenario.units import CMP, parse_duration, scaled, to_decimal
+from bme.scenario.fieldtypes import (
+    Amount,
+    Bps,
+    Count,
+    Dollars,
+    Duration,
+    Int,
+    MintLimit,
+    Model,
+    NonNegativeNumber,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    RatioBps,
+)
+from bme.scenario.units import CMP, scaled
 
 UINT32_MAX = 2**32 - 1
 MIN_EPOCH_LENGTH, MAX_EPOCH_LENGTH = 65, 93_600  # Akash AEP-79, as JobEscrow checks
 MAX_ACCOUNTS = 5_000  # users and operators together: each is a funded devnet account
 MAX_MODEL_LISTINGS = 16  # the deployment lists each in its own block: they must fit in epoch 0
 MAX_SETTLE_BATCH = 200  # keeps a batch's gas under EIP-7825's 16.7 million per transaction
-
-
-# ------------------------------------------------------------------------------------------ field types
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be greater than zero ({value} given)")
-    return value
-
-
-def _non_negative(value: Decimal | float) -> Any:
-    if value < 0:
-        raise ValueError(f"must not be negative ({value} given)")
-    return value
-
-
-def _amount(value: object) -> Decimal:
-    if isinstance(value, str):
-        try:
-            return to_decimal(value.replace("_", "").strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    return to_decimal(value)
-
-
-Number = Annotated[float, BeforeValidator(_number)]
-PositiveNumber = Annotated[float, BeforeValidator(_number), AfterValidator(_positive)]
-NonNegativeNumber = Annotated[float, BeforeValidator(_number), AfterValidator(_non_negative)]
-#: A decimal amount in whole units (CMP or US dollars), converted exactly.
-Amount = Annotated[Decimal, BeforeValidator(_amount), AfterValidator(_non_negative)]
-#: Seconds, written as an integer or with a unit (`90s`, `30m`, `6h`, `1d`, `2w`, `1y`).
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-Int = Annotated[int, Strict()]
-Count = Annotated[int, Strict(), Field(ge=0)]
-PositiveInt = Annotated[int, Strict(), Field(gt=0)]
-Bps = Annotated[int, Strict(), Field(ge=0, le=10_000)]
-
-
-class Model(BaseModel):
-    """Base of every section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 # ------------------------------------------------------------------------------------------ price
@@ -167,8 +113,8 @@ class GbmPrice(_PriceBase):
 
 class CsvPrice(_PriceBase):
     """A recorded series: a CSV file (relative to the scenario file) with a time column (unix seconds or ISO
-    8601 dates) and a price column; the first row is the scenario's start, and each epoch takes the last price at
-    or before its time."""
+    8601 dates) and a price column; the first row is the scenario's start, and each epoch takes the last price
+    at or before its time."""
 
     kind: Literal["csv"]
     file: str
@@ -242,7 +188,7 @@ class UserGroup(Model):
     input_tokens: TokenRange
     output_tokens: TokenRange
     cmp_per_user: Amount
-    topup_credits: Amount = Decimal(25)
+    topup_credits: Dollars = Decimal(25)
 
 
 class DemandSpec(Model):
@@ -271,8 +217,8 @@ class ModelListing(Model):
 
     id: Annotated[int, Strict(), Field(ge=1, le=65_535)]
     name: str = Field(min_length=1)
-    input_price: Amount
-    output_price: Amount
+    input_price: Dollars
+    output_price: Dollars
 
     def prices(self) -> tuple[int, int]:
         """CRD base units per million input and output tokens."""
@@ -284,8 +230,8 @@ class ModelListing(Model):
 
 class OperatorGroup(Model):
     """Operators that behave alike: each stakes `stake` CMP, serves up to `capacity` jobs per epoch from epoch
-    `join_epoch` on, redeems `redeem_share` of its earnings every `redeem_every` epochs and claims its emission
-    rewards every `claim_every` epochs."""
+    `join_epoch` on, redeems `redeem_share` of its earnings every `redeem_every` epochs and claims its
+    emission rewards every `claim_every` epochs."""
 
     name: str
     count: PositiveInt
@@ -381,15 +327,15 @@ class ProtocolSpec(Model):
 
     mint_spread_bps: Bps = 25
     settle_spread_bps: Bps = 0
-    cr_warn_bps: Bps = 9_500
-    cr_halt_bps: Bps = 9_000
+    cr_warn_bps: RatioBps = 9_500
+    cr_halt_bps: RatioBps = 9_000
     cr_hysteresis_bps: Bps = 100
     oracle_max_confidence_bps: Bps = 150
     confidence_multiplier: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
     oracle_max_age: Duration = 30
     mint_window: Duration = 86_400
-    min_mint_credits: Amount = Decimal(10)
-    mint_limit: Amount | Literal["auto"] = "auto"
+    min_mint_credits: Dollars = Decimal(10)
+    mint_limit: MintLimit = "auto"
     seed_tokens: Amount = Decimal(0)
     max_job_duration: Duration = 86_400
     min_stake: Amount = Decimal(DEFAULT_MIN_STAKE // CMP)
@@ -404,9 +350,9 @@ class ProtocolSpec(Model):
             (p.settle_spread_bps < 5_000, "settle_spread_bps must be below 5000"),
             (p.cr_halt_bps < p.cr_warn_bps, "cr_halt_bps must be below cr_warn_bps"),
             (p.cr_hysteresis_bps <= 2_000, "cr_hysteresis_bps must be at most 2000"),
-            (p.oracle_max_age > 0, "oracle_max_age must be positive"),
-            (p.mint_window > 0, "mint_window must be positive"),
-            (p.min_mint_credits > 0, "min_mint_credits must be positive"),
+            (0 < p.oracle_max_age <= UINT32_MAX, "oracle_max_age must be 1 s to 2^32 - 1 s"),
+            (0 < p.mint_window <= UINT32_MAX, "mint_window must be 1 s to 2^32 - 1 s"),
+            (0 < p.min_mint_credits < 2**64, "min_mint_credits must be positive and fit 64 bits"),
         ]
         broken = [why for ok, why in rules if not ok]
         if broken:
@@ -562,189 +508,3 @@ class Scenario(Model):
 def share_fraction(value: float) -> Fraction:
     """A share written as a decimal, as an exact fraction of its written form."""
     return Fraction(Decimal(repr(value)))
-
-
-# ------------------------------------------------------------------------------------------ loading
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing duplicate keys (PyYAML keeps the last one silently)."""
-
-
-def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise ConfigError(f"line {line}: the key {key!r} appears twice")
-        seen[key] = loader.construct_object(value_node, deep=True)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
-def read_raw(path: Path) -> dict[str, Any]:
-    """The scenario file as a dictionary, before validation."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the scenario file {path}: {exc.strerror or exc}") from None
-    return parse_raw(text, str(path))
-
-
-def parse_raw(text: str, where: str = "scenario") -> dict[str, Any]:
-    """A scenario's YAML text as a dictionary, before validation."""
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader subclass)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: a scenario file must be a mapping of keys to values")
-    return data
-
-
-def validate(raw: Mapping[str, Any], base_dir: Path, where: str = "scenario") -> Scenario:
-    """The scenario `raw` describes, or ConfigError listing every mistake."""
-    try:
-        return Scenario.model_validate(dict(raw), context={"base_dir": str(base_dir)})
-    except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors(include_url=False)]
-        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
-
-
-def load_scenario(path: Path | str) -> Scenario:
-    """Reads and validates a scenario file."""
-    p = Path(path)
-    return validate(read_raw(p), p.parent, str(p))
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = tuple(error.get("loc", ()))
-    where = ".".join(str(part) for part in loc) or "(top level)"
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        hint = ""
-        if allowed:
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
-        return f"{where}: unknown key{hint}"
-    if kind == "missing":
-        return f"{where}: missing"
-    if kind == "union_tag_not_found":
-        return f"{where}: missing key 'kind' (one of: constant, points, gbm, csv)"
-    message = str(error.get("msg", "invalid"))
-    message = message.removeprefix("Value error, ")
-    if kind in {"int_type", "float_type", "bool_type", "string_type", "dict_type", "list_type"}:
-        message = f"{message} (got {type(error.get('input')).__name__} {error.get('input')!r})"
-    return f"{where}: {message}"
-
-
-def _allowed_keys(loc: Sequence[Any]) -> list[str]:
-    """The keys the schema allows at `loc` (a validation error's location), or [] when unknown."""
-    current: Any = Scenario
-    for part in loc:
-        current = _unwrap(current, part)
-        if current is None:
-            return []
-    current = _unwrap(current, None)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return []
-
-
-def _unwrap(tp: Any, part: Any) -> Any:
-    """One step into the annotation `tp` along location element `part` (None: strip wrappers only)."""
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-        elif origin in (Union, type(int | str)):
-            members = [a for a in get_args(tp) if a is not type(None)]
-            models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
-            tagged = [
-                m
-                for m in models
-                if "kind" in m.model_fields and part in get_args(m.model_fields["kind"].annotation)
-            ]
-            if tagged:
-                return tagged[0]
-            if len(members) == 1 or models:
-                tp = models[0] if models else members[0]
-            else:
-                return None
-        else:
-            break
-    if part is None:
-        return tp
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(str(part))
-        return field.annotation if field is not None else None
-    origin = get_origin(tp)
-    if origin in (list, tuple) and isinstance(part, int):
-        return get_args(tp)[0]
-    if origin is dict:
-        return get_args(tp)[1]
-    return None
-
-
-# ------------------------------------------------------------------------------------------ overrides
-
-
-def split_values(text: str) -> list[str]:
-    """`a,b,[c,d]` as `['a', 'b', '[c,d]']`: commas inside brackets or braces do not split."""
-    parts: list[str] = []
-    depth, start = 0, 0
-    for i, ch in enumerate(text):
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML reads it: `0.5` a number, `1d` a string, `[1, 2]` a list."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"cannot read the value {text!r}") from None
-
-
-def with_override(raw: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of `raw` with the dotted `path` (list items by index) set to `value`."""
-    out = copy.deepcopy(dict(raw))
-    parts = path.split(".")
-    if not all(parts):
-        raise ConfigError(f"--set {path}: an empty key")
-    node: Any = out
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {path}: {where} is not an item of a list of {len(node)}")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            key: Any = int(part) if part.isdigit() and int(part) in node else part
-            if last:
-                node[key] = value
-            else:
-                node = node.setdefault(key, {})
-        else:
-            raise ConfigError(f"--set {path}: {'.'.join(parts[:i])} is a value, not a section")
-    return out

@@ -1,13 +1,13 @@
 """When things happen in a replay, identically on a devnet and in the reference model.
 
-A devnet starts at `GENESIS_TIME` and the deployment mines one block per transaction, one second apart: the BME
-core is its fifth transaction (its mint window starts with that block) and the job escrow its sixth (epoch 0
-starts with that block). The chain runner checks these facts after deploying; the model run assumes them.
+A devnet starts at `GENESIS_TIME` and the deployment mines one block per transaction, one second apart: the
+BME core is its fifth transaction (its mint window starts with that block) and the job escrow its sixth (epoch
+0 starts with that block). The chain runner checks these facts after deploying; the model run assumes them.
 
 Epoch 0 is the setup epoch (the deployment, then one block that funds users and operators, approves and
-registers). Scenario epoch `k` is the escrow's epoch `k + 1`, and has three blocks: operations (price push,
-status, expiries, registrations, redemptions, claims) one second after it starts, users' jobs at two seconds,
-settlements at three.
+registers). Scenario epoch `k` is the escrow's epoch `k + 1`, and has two blocks: one second after it starts,
+the feeder's price push, the keeper's status update, expiries, late registrations, redemptions, claims and the
+users' jobs, in that order; at two seconds, the relayer's settlements.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bme.scenario.devnets import GENESIS_TIME
 
 BME_DEPLOY_BLOCK = 5
 ESCROW_DEPLOY_BLOCK = 6
-OPERATIONS, JOBS, SETTLEMENTS = 1, 2, 3
+ACTIVITY, SETTLEMENTS = 1, 2
 
 
 @dataclass(frozen=True)

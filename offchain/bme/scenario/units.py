@@ -1,7 +1,8 @@
 """Units of scenario files: durations, decimal amounts and their conversion to the contracts' base units.
 
 Amounts in scenario files are decimal numbers in whole units (CMP, US dollars); they are converted to integers
-exactly, through `Decimal` of their written form, so that `0.1` means exactly one tenth and never a binary float.
+exactly, through `Decimal` of their written form, so that `0.1` means exactly one tenth and never a binary
+float.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-WAD = 10**18
-CMP = 10**18
-CRD = 10**6
+CMP = 10**18  # base units of one CMP
 SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 7 * 86_400, "y": 365 * 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$")
 
@@ -41,7 +40,8 @@ def parse_duration(value: object) -> int:
 
 
 def to_decimal(value: object) -> Decimal:
-    """The exact decimal a scenario file wrote: an int, a float (by its shortest representation) or a string."""
+    """The exact decimal a scenario file wrote: an int, a float (by its shortest representation) or a
+    string."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
     if isinstance(value, int | float | str | Decimal):
@@ -66,8 +66,3 @@ def scaled(value: Decimal, decimals: int, what: str) -> int:
 def wad_from_float(price: float) -> int:
     """A price path's float value as a WAD, rounded to 12 decimals first (a picodollar), deterministically."""
     return round(price * 10**12) * 10**6
-
-
-def to_float(units: int, decimals: int) -> float:
-    """Base units as a float of whole units, correctly rounded (Python's int true division)."""
-    return units / 10**decimals
