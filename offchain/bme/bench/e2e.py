@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bme.bench.stats import percentile
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import request_text
 from bme.node.auth import sign_request
@@ -29,15 +30,10 @@ TARGET_RATIO = 1.10
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _summary(values: list[float]) -> dict[str, float]:
     return {
-        "p50_ms": round(_percentile(values, 0.5) * 1000, 2),
-        "p99_ms": round(_percentile(values, 0.99) * 1000, 2),
+        "p50_ms": round(percentile(values, 0.5) * 1000, 2),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 2),
         "mean_ms": round(statistics.fmean(values) * 1000, 2),
     }
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bme.bench.stats import percentile
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import job_hex
 from bme.stack import CMP, LocalStack, StackConfig
@@ -30,11 +31,6 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _arrivals(journal: Path) -> dict[str, float]:
@@ -105,7 +101,7 @@ def run_relayer_bench(
             latencies = [(arrivals[j] - t) * 1000 for j, t in paid.items() if j in arrivals]
             settle_logs = p.escrow.events.JobSettled().get_logs(from_block=p.deployment.first_block)
             client.close()
-    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     cpu_per_job = cpu / max(settled, 1) * 1000
     return {
         "jobs": jobs,
