@@ -83,6 +83,7 @@ class Relayer:
             concurrency=settings.concurrency,
             on_completed=self._on_completed,
         )
+        self.decoder = EventDecoder(self.deployment.escrow, self.deployment.registry)
         self.settler = Settler(
             self.rpc,
             self.store,
@@ -90,6 +91,7 @@ class Relayer:
             self.deployment.escrow,
             self.deployment.chain_id,
             self.metrics,
+            self.decoder,
             batch_size=settings.batch_size,
             batch_age_s=settings.batch_age_s,
             stuck_after_s=settings.stuck_after_s,
@@ -188,7 +190,7 @@ class Relayer:
         self.ingestor = Ingestor(
             self.rpc,
             self.store,
-            EventDecoder(self.deployment.escrow, self.deployment.registry),
+            self.decoder,
             start_block=self.deployment.first_block,
             confirmations=self.settings.confirmations_for(chain_id),
             max_range=self.settings.max_block_range,

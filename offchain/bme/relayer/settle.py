@@ -22,6 +22,7 @@ from eth_utils.crypto import keccak
 
 from bme.chain.reverts import decode_revert
 from bme.relayer.db import Job, State
+from bme.relayer.events import EventDecoder
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.store import JobStore
@@ -59,6 +60,7 @@ class Settler:
         escrow: str,
         chain_id: int,
         metrics: RelayerMetrics,
+        decoder: EventDecoder,
         *,
         batch_size: int = 50,
         batch_age_s: float = 2.0,
@@ -73,6 +75,7 @@ class Settler:
         self.escrow = to_checksum_address(escrow)
         self.chain_id = chain_id
         self.metrics = metrics
+        self.decoder = decoder
         self.batch_size = batch_size
         self.batch_age_s = batch_age_s
         self.stuck_after_s = stuck_after_s
@@ -110,6 +113,15 @@ class Settler:
         self._nonce = nonce + 1
         await self._send(raw)
         return await self._resolve_by_id(settlement_id)
+
+    def _charges(self, receipt: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        """(charge, refund) by job id, from the `JobSettled` events of a settlement's receipt."""
+        events = (self.decoder.decode(entry) for entry in receipt.get("logs") or [])
+        return {
+            f"0x{ev.args['jobId']:064x}": (int(ev.args["charge"]), int(ev.args["refund"]))
+            for ev in events
+            if ev is not None and ev.name == "JobSettled"
+        }
 
     def forget_nonce(self) -> None:
         """Reads the account's nonce from the chain again before the next send (after another relayer led)."""
@@ -218,7 +230,7 @@ class Settler:
                 if int(receipt["status"], 16) == 1:
                     jobs = self.store.settlement_jobs(settlement_id)
                     settled = self.store.settlement_mined(
-                        settlement_id, tx_hash, block, int(receipt["gasUsed"], 16), _charges(receipt)
+                        settlement_id, tx_hash, block, int(receipt["gasUsed"], 16), self._charges(receipt)
                     )
                     now = time.time()
                     for j in jobs:
@@ -293,19 +305,3 @@ class Settler:
             "settlement %s stuck: re-sent at nonce %s with gas price %s", settlement_id, nonce, new_price
         )
         await self._send(raw)
-
-
-_JOB_SETTLED = "0x" + keccak(text="JobSettled(uint256,address,uint32,uint32,uint256,uint256,bytes32)").hex()
-
-
-def _charges(receipt: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """(charge, refund) by job id, from the `JobSettled` events of a settlement's receipt."""
-    out: dict[str, tuple[int, int]] = {}
-    for entry in receipt.get("logs") or []:
-        topics = entry.get("topics") or []
-        if topics and topics[0] == _JOB_SETTLED:
-            _in, _out, charge, refund, _hash = decode(
-                ["uint32", "uint32", "uint256", "uint256", "bytes32"], bytes.fromhex(entry["data"][2:])
-            )
-            out["0x" + topics[1][2:].rjust(64, "0")] = (int(charge), int(refund))
-    return out

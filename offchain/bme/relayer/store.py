@@ -682,13 +682,7 @@ class JobStore:
             row = s.get(Settlement, settlement_id)
             if row is not None:
                 row.status, row.mined_block, row.gas_used = "mined", block, gas_used
-            ids = list(
-                s.scalars(
-                    select(Job.job_id).where(
-                        Job.settlement_id == settlement_id, Job.state == State.SETTLING.value
-                    )
-                )
-            )
+            ids = self._settling(s, settlement_id)
             if ids:
                 s.execute(
                     update(Job)
@@ -700,6 +694,17 @@ class JobStore:
                 self._transition(s, ids, State.SETTLED, now, f"block {block} tx {tx_hash}")
             return ids
 
+    @staticmethod
+    def _settling(s: Session, settlement_id: int) -> list[str]:
+        """The jobs of a settlement still waiting for it."""
+        return list(
+            s.scalars(
+                select(Job.job_id).where(
+                    Job.settlement_id == settlement_id, Job.state == State.SETTLING.value
+                )
+            )
+        )
+
     def settlement_dropped(self, settlement_id: int, status: str, reason: str) -> None:
         """The settlement will not be mined (or reverted): its unsettled jobs go back to COMPLETED."""
         now = time.time()
@@ -707,13 +712,7 @@ class JobStore:
             row = s.get(Settlement, settlement_id)
             if row is not None:
                 row.status = status
-            ids = list(
-                s.scalars(
-                    select(Job.job_id).where(
-                        Job.settlement_id == settlement_id, Job.state == State.SETTLING.value
-                    )
-                )
-            )
+            ids = self._settling(s, settlement_id)
             if ids:
                 s.execute(
                     update(Job)
