@@ -28,6 +28,7 @@ from bme.cli.common import (
 from bme.commitment import job_hex
 from bme.errors import ConfigError
 from bme.user.jobs import JobsClient, StepFailed
+from bme.user.quote_cli import read_prompt
 from bme.user.wallets import WalletOpt, resolve_wallet
 
 console = Console(highlight=False)
@@ -145,10 +146,7 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     if prompt is not None and prompt_file is not None:
         raise ConfigError("give a prompt or --prompt-file, not both")
     if prompt_file is not None:
-        try:
-            text = prompt_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the prompt file {prompt_file}: {exc}") from None
+        text = read_prompt(None, prompt_file)
     elif prompt is None or prompt == "-":
         if sys.stdin.isatty():
             raise ConfigError("give a prompt, --prompt-file, or pipe the prompt on standard input")
