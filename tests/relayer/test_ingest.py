@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,13 @@ def factory(st: LocalStack, user: int) -> JobFactory:
 
 
 def paid(st: LocalStack, f: JobFactory, count: int) -> list[str]:
+    """Pays `count` jobs and returns once every payment is mined (anvil mines after answering the send)."""
     jobs = f.make(count)
     f.pay(jobs)
+    deadline = time.monotonic() + 30
+    while f.unmined(jobs):
+        assert time.monotonic() < deadline, "payments not mined"
+        time.sleep(0.01)
     return [j.job_hex for j in jobs]
 
 
