@@ -1,6 +1,7 @@
-# The two commands a new user runs: `make demo` and `make test`. Both set everything up first, if needed:
-# the Python virtual environment, the npm packages (the Solidity compiler, OpenZeppelin Contracts, anvil),
-# the compiler's registration with py-solc-x/Ape, and anvil on the environment's PATH.
+# The commands a new user runs: `make demo`, `make up`, `make test` and `make check`. Each sets everything up
+# first, if needed: the Python virtual environment, the embedded model's runtime (llama-cpp-python, built for a
+# portable CPU baseline, never for this machine's native instruction set), the npm packages (the Solidity
+# compiler, OpenZeppelin Contracts, anvil), the compiler's registration with py-solc-x/Ape, and anvil on PATH.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,18 +14,24 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup compile test test-contracts demo bench lint clean
+.PHONY: setup compile test check lint demo up bench clean
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/solc-v$(SOLC_VERSION) $(VENV)/bin/anvil
 
-$(VENV)/.installed: pyproject.toml requirements.lock
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+# Built once per flag set and kept in a cache keyed by those flags (pip's own wheel cache is not used).
+$(VENV)/model-runtime.json: tools/install-model-runtime.sh requirements.lock | $(VENV)/bin/python
+	tools/install-model-runtime.sh $(VENV)
+
+$(VENV)/.installed: pyproject.toml requirements.lock $(VENV)/model-runtime.json
 	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev,ray]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # py-solc-x and ape-solidity look for `solc-v<version>` in their folder; the wrapper answers like native solc.
@@ -41,22 +48,30 @@ FORCE:
 compile: setup
 	$(BIN)/ape compile
 
-# The whole suite: the contract tests on both Ape providers (in-process eth-tester, then anvil); the
-# chain-versus-model property tests on anvil, whose block times are exact; everything else in-process.
+# The whole suite, on anvil, with the 15 slowest tests listed at the end; then the tests that keep the
+# in-process provider (eth-tester, which `bme scenario run --chain inprocess` uses) honest.
 test: setup
-	$(BIN)/ape test tests --ignore=tests/properties --network ethereum:local:test $(PYTEST_ARGS)
-	$(BIN)/ape test tests/contracts tests/properties --network ethereum:local:foundry $(PYTEST_ARGS)
+	$(BIN)/ape test tests --network ethereum:local:foundry -m "not inprocess" --durations=15 $(PYTEST_ARGS)
+	$(BIN)/ape test tests --network ethereum:local:test -m inprocess $(PYTEST_ARGS)
+
+# Lint, format, types and every test that needs no chain process and no model: under a minute.
+check: setup
+	$(BIN)/ruff check offchain tests scripts
+	$(BIN)/ruff format --check offchain tests scripts
+	$(BIN)/mypy offchain/bme
+	$(BIN)/pytest -p no:ape_test -m pure -q tests
+
+lint: check
 
 demo: setup
 	$(BIN)/bme demo
 
+# A local protocol to use by hand: anvil, the contracts, funded wallets, a node, a relayer and a price feeder.
+up: setup
+	$(BIN)/bme stack up
+
 bench: setup
 	$(BIN)/bme bench gas --json
-
-lint: setup
-	$(BIN)/ruff check offchain tests scripts
-	$(BIN)/ruff format --check offchain tests scripts
-	$(BIN)/mypy offchain/bme
 
 clean:
 	rm -rf .build contracts/.cache $(VENV) node_modules

@@ -1,5 +1,5 @@
 """Keccak-256, from safe-pysha3's C implementation when installed (several times faster than pycryptodome's,
-which matters on the hot paths of scenario replays), else from eth-hash."""
+which matters on the hot paths of scenario replays), else from eth-hash (which web3 depends on)."""
 
 from __future__ import annotations
 
@@ -14,5 +14,9 @@ try:
         """The Keccak-256 digest of `data`."""
         return bytes(_keccak_256(data).digest())
 
-except ImportError:  # pragma: no cover - depends on the environment
-    pass
+except ImportError:  # safe-pysha3 has no wheel for every platform and may fail to build
+    from eth_hash.auto import keccak as _eth_hash_keccak
+
+    def keccak256(data: bytes) -> bytes:
+        """The Keccak-256 digest of `data`."""
+        return bytes(_eth_hash_keccak(data))
