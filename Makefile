@@ -14,19 +14,21 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup compile test check lint demo up bench clean
+.PHONY: setup model-runtime compile test check lint demo up bench clean
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/solc-v$(SOLC_VERSION) $(VENV)/bin/anvil
+setup: model-runtime $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/solc-v$(SOLC_VERSION) $(VENV)/bin/anvil
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 
-# Built once per flag set and kept in a cache keyed by those flags (pip's own wheel cache is not used).
-$(VENV)/model-runtime.json: tools/install-model-runtime.sh requirements.lock | $(VENV)/bin/python
+# Built once per flag set and kept in a cache keyed by those flags (pip's own wheel cache is not used). The
+# script runs every time, before the other packages (which would otherwise build it natively), and returns at once
+# when the installed build is the one this CPU should have.
+model-runtime: | $(VENV)/bin/python
 	tools/install-model-runtime.sh $(VENV)
 
-$(VENV)/.installed: pyproject.toml requirements.lock $(VENV)/model-runtime.json
+$(VENV)/.installed: pyproject.toml requirements.lock | model-runtime
 	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev,ray]'
 	touch $@
 
@@ -48,11 +50,11 @@ FORCE:
 compile: setup
 	$(BIN)/ape compile
 
-# The whole suite, on anvil, with the 15 slowest tests listed at the end; then the tests that keep the
-# in-process provider (eth-tester, which `bme scenario run --chain inprocess` uses) honest.
+# The whole suite on anvil, with the 15 slowest tests listed at the end; then the contract tests marked
+# `inprocess` again on Ape's in-process provider (py-evm, the EVM of `bme scenario run --chain inprocess`).
 test: setup
-	$(BIN)/ape test tests --network ethereum:local:foundry -m "not inprocess" --durations=15 $(PYTEST_ARGS)
-	$(BIN)/ape test tests --network ethereum:local:test -m inprocess $(PYTEST_ARGS)
+	$(BIN)/ape test tests --network ethereum:local:foundry --durations=15 $(PYTEST_ARGS)
+	$(BIN)/ape test tests/contracts --network ethereum:local:test -m inprocess $(PYTEST_ARGS)
 
 # Lint, format, types and every test that needs no chain process and no model: under a minute.
 check: setup

@@ -1,39 +1,58 @@
 """A whole local protocol: anvil, the contracts, operator nodes and relayers, each a real process.
 
-The demo, the end-to-end tests and the benchmarks all stand on this: `LocalStack` starts a devnet, deploys and
-configures the protocol (price book with the embedded model, oracle price, emission schedule), funds the
-accounts it names, and starts and stops `bme operator serve` and `bme relayer run` processes on free ports.
-Devnet keys are public knowledge: this is for local devnets only.
+The demo, `bme stack up`, the end-to-end tests and the benchmarks all stand on this: `LocalStack` starts a
+devnet, deploys and configures the protocol (price book with the embedded model, oracle price, emission
+schedule), funds the accounts it names, and starts and stops `bme operator serve` and `bme relayer run`
+processes (on free ports unless told which). Devnet keys are public knowledge: this is for local devnets only.
+
+The stack watches its children (`bme.children.Watcher`): when one exits unexpectedly, the death is reported
+at once (`StackConfig.on_death`, by default on stderr: the process, its exit status or signal, the end of its
+log), everything else is stopped, and the thread that started the stack gets `ProcessDied` raised wherever it
+waits (a long-poll, a health check, a test), instead of waiting out a timeout and reporting a symptom.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import subprocess
+import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from bme import devnet_ops
 from bme.chain.client import ChainClient
 from bme.chain.deploy import SMOLLM2, DeployConfig, ModelListing, Protocol, deploy_protocol
-from bme.chain.devnet import Anvil, devnet_keys, free_port
-from bme.errors import ChainError
+from bme.chain.devnet import devnet_keys, find_anvil, free_port
+from bme.children import Death, Process, ProcessDied, Watcher, log_tail, spawn
+from bme.errors import ChainError, ConfigError
+
+__all__ = ["CMP", "OPERATOR_STAKE", "LocalStack", "Process", "ProcessDied", "StackConfig", "bme_command"]
 
 CMP = 10**18
 OPERATOR_STAKE = 1_000 * CMP
+#: The signal that makes the stack's starting thread raise `ProcessDied` while it waits.
+DEATH_SIGNAL = signal.SIGUSR1
+
+
+def _report_on_stderr(death: Death) -> None:
+    sys.stderr.write(death.report() + "\n")
+    sys.stderr.flush()
 
 
 @dataclass
 class StackConfig:
-    """What to set up. Accounts: 0 deploys, 1 relays, 2 feeds the oracle, then operators, then users."""
+    """What to set up. Accounts: 0 deploys, 1 relays, 2 feeds the oracle, then operators, then users; with
+    `faucet_funds`, devnet account 9 holds a CMP reserve for `bme devnet fund`."""
 
     operators: int = 1
     users: int = 1
@@ -42,32 +61,16 @@ class StackConfig:
     models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])  # the price book
     work_dir: Path = field(default_factory=lambda: Path("."))
     anvil_args: list[str] = field(default_factory=list)
+    rpc_port: int | None = None  # None: a free port
     price: int = CMP  # $1.00 per CMP
-    #: The feeder pushes the price this often (the oracle's staleness limit is 30 s); 0: only on demand.
+    #: The feeder pushes the oracle's current price this often (its staleness limit is 30 s), and at once when
+    #: the chain's clock jumps past the last reading; 0: only on demand.
     price_interval_s: float = 10.0
-
-
-@dataclass
-class Process:
-    """A child process with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    url: str
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+    faucet_funds: int = 0
+    #: Called (on the watcher's thread) when a child dies unexpectedly, before everything is stopped.
+    on_death: Callable[[Death], None] = _report_on_stderr
+    #: Raise `ProcessDied` in the thread that started the stack (if it is the main thread) on a death.
+    interrupt_main: bool = True
 
 
 def bme_command() -> list[str]:
@@ -75,26 +78,84 @@ def bme_command() -> list[str]:
     return [sys.executable, "-m", "bme.cli.main"]
 
 
-def wait_http(url: str, proc: Process | None = None, timeout: float = 60.0) -> None:
-    """Waits until `url` answers 200, or raises with the tail of the process's log."""
+def port_taken(port: int) -> bool:
+    """True when something listens on (or holds) `port` on the loopback interface."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_http(
+    url: str, proc: Process | None = None, timeout: float = 60.0, check: Callable[[], None] | None = None
+) -> None:
+    """Waits until `url` answers 200; raises `ProcessDied` as soon as `proc` exits (or `check` raises)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if check is not None:
+            check()
         if proc is not None and not proc.alive():
-            raise ChainError(f"{proc.name} exited at start:\n{_tail(proc.log)}")
+            raise ProcessDied(_death_of(proc))
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise ChainError(f"{url} did not answer within {timeout:g} s" + (f":\n{_tail(proc.log)}" if proc else ""))
+    raise ChainError(f"{url} did not answer within {timeout:g} s" + (f" (log: {proc.log})" if proc else ""))
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+def _death_of(proc: Process) -> Death:
+    code = proc.popen.poll()
+    assert code is not None
+    return Death(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
+
+
+class StackAnvil:
+    """anvil as a child of the stack: its log in the work directory, watched like the other children."""
+
+    def __init__(self, port: int | None, extra_args: list[str], chain_id: int = 31337) -> None:
+        self.port = port or free_port()
+        self.chain_id = chain_id
+        self.extra_args = extra_args
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (to pause it with SIGSTOP in fault tests), or None when stopped."""
+        return self.process.pid if self.process is not None and self.process.alive() else None
+
+    def start(self, work_dir: Path, timeout: float = 15.0) -> Process:
+        exe = find_anvil()
+        if exe is None:
+            raise ChainError("anvil was not found: run `make setup` (it installs anvil from npm)")
+        argv = [exe, "--port", str(self.port), "--chain-id", str(self.chain_id), "--silent", *self.extra_args]
+        self.process = proc = spawn(
+            "anvil", argv, log=work_dir / "anvil.log", env=dict(os.environ), cwd=work_dir
+        )
+        proc.url = self.url
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise ProcessDied(_death_of(proc))
+            try:
+                reply = httpx.post(
+                    self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
+                )
+                if reply.status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise ChainError(f"anvil did not answer on {self.url} within {timeout:g} s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=5)
 
 
 class LocalStack:
@@ -107,17 +168,31 @@ class LocalStack:
         self.deployer, self.relayer_account, self.feeder = accounts[0], accounts[1], accounts[2]
         self.operators = accounts[3 : 3 + self.config.operators]
         self.users = accounts[3 + self.config.operators :]
+        self.faucet: LocalAccount | None = None
+        if self.config.faucet_funds:
+            if len(accounts) > devnet_ops.FAUCET_INDEX:
+                raise ConfigError(
+                    f"a stack with a faucet has at most {devnet_ops.FAUCET_INDEX - 3} operators and users"
+                )
+            self.faucet = devnet_ops.faucet_account()
         self.price = self.config.price
         self._feeder_client: ChainClient | None = None
+        self._feeder_protocol: Protocol | None = None
         self._feed_lock = threading.Lock()
-        self._last_push = 0
         self._stop_feeding = threading.Event()
         self._feeding: threading.Thread | None = None
-        self.anvil = Anvil(extra_args=self.config.anvil_args)
+        self.anvil = StackAnvil(self.config.rpc_port, self.config.anvil_args)
         self.processes: list[Process] = []
         self.work_dir = self.config.work_dir
         self.deployment_file = self.work_dir / "deployment.json"
         self._protocol: Protocol | None = None
+        self._watcher = Watcher(self._children, self._on_death)
+        self._stop_lock = threading.Lock()
+        self._closing = False
+        self._main_ident: int | None = None
+        self._previous_handler: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = (
+            None
+        )
 
     @property
     def protocol(self) -> Protocol:
@@ -128,12 +203,26 @@ class LocalStack:
     def client(self) -> ChainClient:
         return self.protocol.client
 
+    @property
+    def death(self) -> Death | None:
+        """The child that died unexpectedly, if one did."""
+        return self._watcher.death
+
+    def check(self) -> None:
+        """Raises `ProcessDied` if a child of the stack died unexpectedly."""
+        if self._watcher.death is not None:
+            raise ProcessDied(self._watcher.death)
+
     def start(self) -> LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.anvil.start()
+        self._arm_main_thread()
+        self.anvil.start(self.work_dir)
+        self._watcher.start()
         client = ChainClient.connect(self.anvil.url)
         genesis: dict[str, int] = {u.address: self.config.user_funds for u in self.users}
         genesis.update({o.address: OPERATOR_STAKE * 2 for o in self.operators})
+        if self.faucet is not None:
+            genesis[self.faucet.address] = self.config.faucet_funds
         self._protocol = deploy_protocol(
             client,
             self.deployer,
@@ -147,51 +236,57 @@ class LocalStack:
         )
         self.protocol.deployment.save(self.deployment_file)
         self._feeder_client = ChainClient.connect(self.anvil.url)
-        self.push_price()
+        self._feeder_protocol = Protocol.at(self._feeder_client, self.protocol.deployment)
+        self.push_price(self.price)
         if self.config.price_interval_s > 0:
             self._feeding = threading.Thread(target=self._feed, name="price-feeder", daemon=True)
             self._feeding.start()
         return self
 
+    # -- the oracle ---------------------------------------------------------------------------------------
+
     def push_price(self, price: int | None = None) -> None:
-        """The feeder's next oracle reading (`price`, else the current one), stamped with the chain's time."""
-        assert self._feeder_client is not None
+        """A fresh oracle reading from the feeder: `price`, else the oracle's current price (the last one
+        pushed by anyone, `bme devnet price` included), stamped with the chain's time."""
+        assert self._feeder_protocol is not None
         with self._feed_lock:
-            if price is not None:
-                self.price = price
-            client = self._feeder_client
-            oracle = client.contract("ManualPriceOracle", self.protocol.deployment.oracle)
-            now = client.timestamp()
-            if now <= self._last_push:
-                # No later block since the last push: make one, a second later (anvil stamps blocks mined in
-                # the same wall-clock second with the same time, and the oracle takes only newer readings).
-                client.w3.provider.make_request("evm_mine", [self._last_push + 1])  # type: ignore[arg-type]
-                now = client.timestamp()
-            client.send(self.feeder, oracle.functions.pushPrice(self.price, 0, now), gas=150_000)
-            self._last_push = now
+            self.price, _at = devnet_ops.push_price(
+                self._feeder_protocol, self.feeder, price, 0 if price is not None else None
+            )
 
     def _feed(self) -> None:
-        while not self._stop_feeding.wait(self.config.price_interval_s):
+        """Keeps the oracle fresh: a push every `price_interval_s`, and at once when the chain's clock has
+        jumped past the last reading (`bme devnet advance`, a test's time travel)."""
+        interval = self.config.price_interval_s
+        last = time.monotonic()
+        while not self._stop_feeding.wait(min(1.0, interval)):
             try:
+                assert self._feeder_protocol is not None
+                if time.monotonic() - last < interval:
+                    _price, updated_at, _band = self._feeder_protocol.oracle.functions.latestPrice().call()
+                    if self._feeder_protocol.client.timestamp() - int(updated_at) < interval:
+                        continue
                 self.push_price()
+                last = time.monotonic()
             except Exception:  # anvil stopping or paused by a fault test: try again next time
                 continue
 
     # -- processes ---------------------------------------------------------------------------------------
 
+    def _children(self) -> list[Process]:
+        anvil = [self.anvil.process] if self.anvil.process is not None else []
+        return anvil + list(self.processes)
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str], url: str) -> Process:
-        log = self.work_dir / f"{name}.log"
-        handle = log.open("ab")
-        popen = subprocess.Popen(
+        self.check()
+        proc = spawn(
+            name,
             [*bme_command(), *args],
+            log=self.work_dir / f"{name}.log",
             env={**os.environ, **env},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
             cwd=self.work_dir,
+            url=url,
         )
-        handle.close()
-        proc = Process(name, popen, log, url)
         self.processes.append(proc)
         return proc
 
@@ -202,8 +297,11 @@ class LocalStack:
         port: int | None = None,
         register: bool = True,
         extra_env: dict[str, str] | None = None,
+        wait: bool = True,
     ) -> Process:
-        """Starts operator `index`'s node (the embedded model) and registers it in the registry."""
+        """Starts operator `index`'s node (the embedded model) and registers it in the registry; with
+        `wait=False` it returns at once, and `node_ready` waits and registers (to start other processes
+        while the model loads)."""
         operator = self.operators[index]
         port = port or free_port()
         url = f"http://127.0.0.1:{port}"
@@ -219,10 +317,16 @@ class LocalStack:
             },
             url,
         )
-        wait_http(url + "/healthz", proc, timeout=120)
-        if register and self.protocol.registry.functions.operatorOf(operator.address).call()[3] == 0:
-            self.register_operator(index, url)
+        if wait:
+            self.node_ready(index, proc, register=register)
         return proc
+
+    def node_ready(self, index: int, proc: Process, *, register: bool = True) -> None:
+        """Waits until node `proc` of operator `index` answers, then registers it if it is not yet."""
+        wait_http(proc.url + "/healthz", proc, timeout=120, check=self.check)
+        operator = self.operators[index]
+        if register and self.protocol.registry.functions.operatorOf(operator.address).call()[3] == 0:
+            self.register_operator(index, proc.url)
 
     def register_operator(self, index: int, endpoint: str) -> None:
         p, operator = self.protocol, self.operators[index]
@@ -256,17 +360,55 @@ class LocalStack:
         }
         proc = self._spawn(instance, ["relayer", "run", "--log-level", "warning"], env, url)
         if wait:
-            wait_http(url + "/healthz", proc, timeout=60)
+            self.relayer_ready(proc)
         return proc
 
+    def relayer_ready(self, proc: Process) -> None:
+        """Waits until relayer `proc` answers."""
+        wait_http(proc.url + "/healthz", proc, timeout=60, check=self.check)
+
+    # -- deaths and stopping ------------------------------------------------------------------------------
+
+    def _arm_main_thread(self) -> None:
+        """When started from the main thread: a death raises `ProcessDied` there, wherever it waits."""
+        if not self.config.interrupt_main or threading.current_thread() is not threading.main_thread():
+            return
+        self._main_ident = threading.main_thread().ident
+
+        def _raise_death(_signum: int, _frame: FrameType | None) -> None:
+            if self._watcher.death is not None and not self._closing:
+                raise ProcessDied(self._watcher.death)
+
+        self._previous_handler = signal.signal(DEATH_SIGNAL, _raise_death)
+
+    def _on_death(self, death: Death) -> None:
+        """On the watcher's thread: report, wake the main thread, stop everything else."""
+        with contextlib.suppress(Exception):
+            self.config.on_death(death)
+        if self._main_ident is not None and not self._closing:
+            with contextlib.suppress(OSError):
+                signal.pthread_kill(self._main_ident, DEATH_SIGNAL)
+        self._stop_children(timeout=5.0)
+
+    def _stop_children(self, timeout: float = 15.0) -> None:
+        with self._stop_lock:
+            self._stop_feeding.set()
+            for proc in reversed(self.processes):
+                proc.stop(timeout=timeout)
+            self.anvil.stop()
+
     def stop(self) -> None:
+        """Stops everything (a no-op for what is already stopped); leaves the processes list empty."""
+        self._closing = True
+        self._watcher.stop()
         self._stop_feeding.set()
-        if self._feeding is not None:
+        if self._feeding is not None and self._feeding is not threading.current_thread():
             self._feeding.join(timeout=30)
-        for proc in reversed(self.processes):
-            proc.stop()
+        self._stop_children()
         self.processes.clear()
-        self.anvil.stop()
+        if self._main_ident is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(DEATH_SIGNAL, self._previous_handler or signal.SIG_DFL)
+            self._main_ident = None
 
     def __enter__(self) -> LocalStack:
         try:
@@ -279,3 +421,6 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if self.death is not None and isinstance(exc, Exception) and not isinstance(exc, ProcessDied):
+            # What the body saw (a refused connection, a failed step) is a symptom: name the cause.
+            raise ProcessDied(self.death) from exc

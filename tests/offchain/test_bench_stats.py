@@ -6,6 +6,8 @@ import pytest
 
 from bme.bench.stats import percentile
 
+pytestmark = pytest.mark.pure
+
 
 def test_nearest_rank_percentiles_are_measured_values() -> None:
     values = [float(v) for v in range(1, 101)]  # 1..100, shuffled order must not matter

@@ -18,6 +18,8 @@ from bme.economics.emission import (
     segment_bound_up,
 )
 
+pytestmark = pytest.mark.pure
+
 
 @given(st.integers(0, BPS - 1), st.integers(0, 5_000))
 def test_rpow_down_never_exceeds_the_exact_power(decay: int, n: int) -> None:

@@ -1,4 +1,4 @@
-"""Keccak-256 off-chain: safe-pysha3's C code when it is installed, eth-hash's otherwise, with equal digests."""
+"""Keccak-256 off-chain: safe-pysha3's C code when installed, else eth-hash's, with equal digests."""
 
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
 """Rounding properties of the economic arithmetic (the Python mirror of BmeMath), over random inputs."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bme.economics import math as m
 from bme.economics.status import Status, next_status
 from bme.economics.window import WindowState, consume, rolled
+
+pytestmark = pytest.mark.pure
 
 tokens = st.integers(0, 10**30)
 prices = st.integers(10**12, 10**24)  # $0.000001 to $1,000,000 per CMP

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bme.cli.main import app
+
+pytestmark = pytest.mark.pure
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "relayer-openapi.json"
 

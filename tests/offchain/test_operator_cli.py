@@ -1,9 +1,12 @@
 """`bme operator register|update|unbond|withdraw|claim|redeem|status` as real processes against anvil: the
-happy path of an operator's life, and the failures that must be one line on stderr with exit code 1."""
+happy path of an operator's life (signing with a wallet named in the wallet directory, or a keystore file),
+and the failures that must be one line on stderr with exit code 1: a wrong password, too little stake, no ETH
+for gas, a stale oracle (named before any gas is spent), nothing to claim, an unreachable RPC."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,16 +43,27 @@ class Devnet:
     deployment: Path
 
     def bme(
-        self, *args: str, password: str = PASSWORD, rpc: str | None = None
+        self,
+        *args: str,
+        password: str = PASSWORD,
+        rpc: str | None = None,
+        wallet: str | None = None,
+        wallets: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BME_")}
+        """`bme operator ARGS` signing with `--wallet WALLET` from the directory `wallets`, or else with
+        `--keystore` and the devnet's operator keystore."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BME_")} | (env or {})
         env |= {
             "BME_PASSWORD": password,
             "BME_RPC_URL": rpc or self.anvil.url,
             "BME_DEPLOYMENT": str(self.deployment),
         }
+        if wallets is not None:
+            env["BME_WALLET_DIR"] = str(wallets)
+        signer = ["--wallet", wallet] if wallet is not None else ["--keystore", str(self.keystore)]
         return subprocess.run(
-            [sys.executable, "-m", "bme.cli.main", "operator", *args, "--keystore", str(self.keystore)],
+            [sys.executable, "-m", "bme.cli.main", "operator", *args, *signer],
             capture_output=True,
             text=True,
             env=env,
@@ -64,8 +78,9 @@ class Devnet:
             self.deployer, self.protocol.oracle.functions.pushPrice(CMP, 0, self.client.timestamp())
         )
 
-    def work(self, n: int, charge: int) -> None:
-        """The user pays for job `n`; the relayer settles it to the operator, charging `charge` credits."""
+    def work(self, n: int, charge: int, operator: str | None = None) -> None:
+        """The user pays for job `n`; the relayer settles it to `operator` (default: the devnet's operator),
+        charging `charge` credits."""
         p, c = self.protocol, self.client
         spec = n.to_bytes(32, "big")
         c.send(
@@ -75,7 +90,7 @@ class Devnet:
         job = p.escrow.functions.jobIdFor(self.user.address, spec).call()
         settlement = (
             job,
-            self.operator.address,
+            operator or self.operator.address,
             0,
             charge * 5,
             b"\x01" * 32,
@@ -137,52 +152,59 @@ def test_keystore_round_trip_and_wrong_password(tmp_path: Path) -> None:
 def test_an_operators_life_through_the_cli(devnet: Devnet) -> None:
     p, op = devnet.protocol, devnet.operator.address
     reg = p.registry.functions
+    # The operator's keystore is the wallet named "operator" in its directory: `--wallet operator`.
+    by_name = {"wallet": "operator", "wallets": devnet.keystore.parent}
 
-    r = devnet.bme("register", "--stake", "1000", "--endpoint", "http://127.0.0.1:8090/v1", "--model", "1")
+    r = devnet.bme(
+        "register", "--stake", "1000", "--endpoint", "http://127.0.0.1:8090/v1", "--model", "1", **by_name
+    )
     assert r.returncode == 0, r.stderr
     assert "approve: transaction 0x" in r.stdout and "register: transaction 0x" in r.stdout
     assert "gas used" in r.stdout and f"operator {op}: bonded" in r.stdout
-    assert "stake 1,000.000000 CMP (active)" in r.stdout
+    assert "stake 1,000 CMP (active)" in r.stdout
     assert reg.operatorOf(op).call()[0] == 1_000 * CMP and reg.isActive(op).call()
 
     fails(
-        devnet.bme("register", "--stake", "1000", "--endpoint", "http://x/v1", "--model", "1"),
+        devnet.bme("register", "--stake", "1000", "--endpoint", "http://x/v1", "--model", "1", **by_name),
         "already registered",
     )
 
-    r = devnet.bme("update", "--endpoint", "http://10.1.1.1:9000/v1", "--model", "1", "--model", "2")
+    r = devnet.bme(
+        "update", "--endpoint", "http://10.1.1.1:9000/v1", "--model", "1", "--model", "2", **by_name
+    )
     assert r.returncode == 0, r.stderr
     assert (reg.endpointOf(op).call(), reg.modelsOf(op).call()) == ("http://10.1.1.1:9000/v1", [1, 2])
     assert "endpoint http://10.1.1.1:9000/v1, models [1, 2]" in r.stdout
 
     devnet.advance(1)
     devnet.work(1, 3 * CRD)
-    fails(devnet.bme("claim"), "has not ended")  # no finished epoch with work yet
+    fails(devnet.bme("claim", **by_name), "has not ended")  # no finished epoch with work yet
     devnet.advance(EPOCH)
-    r = devnet.bme("status")
+    r = devnet.bme("status", **by_name)
     assert r.returncode == 0, r.stderr
-    assert "rewards to claim 2,000,000.000000 CMP" in r.stdout and "job earnings 3.000000 CRD" in r.stdout
+    assert "rewards to claim 2,000,000 CMP" in r.stdout and "job earnings 3 CRD" in r.stdout
 
-    r = devnet.bme("claim")
+    r = devnet.bme("claim", **by_name)
     assert r.returncode == 0, r.stderr
-    assert (
-        "claim: transaction 0x" in r.stdout and "claimed 2,000,000.000000 CMP for epochs 0 to 0" in r.stdout
-    )
+    assert "claim: transaction 0x" in r.stdout and "claimed 2,000,000 CMP for epochs 0 to 0" in r.stdout
+    assert r.stderr == ""  # the receipt's CMP transfer log is not decoded as a claim: no warnings
     assert p.token.functions.balanceOf(op).call() == 500 * CMP + 2_000_000 * CMP
-    fails(devnet.bme("claim"), "already claimed through epoch 0")
+    fails(devnet.bme("claim", **by_name), "already claimed through epoch 0")
 
-    r = devnet.bme("redeem")
+    r = devnet.bme("redeem", **by_name)
     assert r.returncode == 0, r.stderr
-    assert "redeemed 3.000000 CRD for 3.000000 CMP" in r.stdout  # $1.00, no settle spread
+    assert "redeemed 3 CRD for 3 CMP" in r.stdout  # $1.00, no settle spread
+    assert r.stderr == ""  # no warnings about the receipt's other logs
     assert p.escrow.functions.earningsOf(op).call() == 0
-    fails(devnet.bme("redeem"), "nothing to redeem")
+    fails(devnet.bme("redeem", **by_name), "nothing to redeem")
 
-    r = devnet.bme("unbond")
+    r = devnet.bme("unbond", **by_name)
     assert r.returncode == 0, r.stderr
     assert f"operator {op}: unbonding" in r.stdout
-    fails(devnet.bme("withdraw"), "may withdraw only from time")
+    assert re.search(r"unbonding ends \d{4}-\d\d-\d\d \d\d:\d\d:\d\d.* \(in (9|10) min\)", r.stdout), r.stdout
+    fails(devnet.bme("withdraw", **by_name), "may withdraw only from")
     devnet.advance(UNBONDING)
-    r = devnet.bme("withdraw")
+    r = devnet.bme("withdraw", **by_name)
     assert r.returncode == 0, r.stderr
     assert f"operator {op}: not registered" in r.stdout
     assert p.token.functions.balanceOf(op).call() == 1_500 * CMP + 2_000_003 * CMP
@@ -195,7 +217,7 @@ def test_wrong_password_fails_in_one_line(devnet: Devnet) -> None:
 def test_too_little_stake_fails_in_one_line(devnet: Devnet) -> None:
     fails(
         devnet.bme("register", "--stake", "999.5", "--endpoint", "http://x/v1", "--model", "1"),
-        "below the minimum of 1,000.000000 CMP",
+        "below the minimum of 1,000 CMP",
     )
 
 
@@ -215,9 +237,78 @@ def test_nothing_to_claim_fails_in_one_line(devnet: Devnet, tmp_path: Path) -> N
 
 
 def test_unreachable_rpc_fails_in_one_line(devnet: Devnet) -> None:
-    fails(devnet.bme("status", rpc=f"http://127.0.0.1:{free_port()}"), "cannot reach the chain")
+    url = f"http://127.0.0.1:{free_port()}"
+    fails(devnet.bme("status", rpc=url), f"cannot reach the chain at {url}: connection refused")
 
 
 def test_missing_deployment_fails_in_one_line(devnet: Devnet, tmp_path: Path) -> None:
     run = Devnet(**{**devnet.__dict__, "deployment": tmp_path / "nowhere.json"})
     fails(run.bme("status"), "no deployment file at")
+
+
+def _account_with_cmp(devnet: Devnet, wallets: Path, name: str, *, eth: int, cmp: int) -> LocalAccount:
+    """A new account holding `eth` wei and `cmp` CMP base units, as the wallet `name` in `wallets`."""
+    account = Account.create()
+    if eth:
+        devnet.client.send(devnet.deployer, to=account.address, value=eth)
+    devnet.client.send(devnet.user, devnet.protocol.token.functions.transfer(account.address, cmp))
+    wallets.mkdir(exist_ok=True)
+    create_keystore(wallets / f"{name}.json", PASSWORD, account.key)
+    return account
+
+
+def test_a_wallet_without_eth_for_gas_fails_in_one_line(devnet: Devnet, tmp_path: Path) -> None:
+    wallets = tmp_path / "wallets"
+    broke = _account_with_cmp(devnet, wallets, "broke", eth=0, cmp=1_000 * CMP)
+    r = devnet.bme(
+        "register",
+        "--stake",
+        "1000",
+        "--endpoint",
+        "http://x/v1",
+        "--model",
+        "1",
+        wallet="broke",
+        wallets=wallets,
+    )
+    fails(r, f"wallet broke ({broke.address}) has 0 ETH, too little to pay gas for approve (about 0.")
+    assert "ETH needed); fund it with `bme devnet fund broke --eth 1` on a devnet" in r.stderr
+    assert (
+        devnet.protocol.token.functions.allowance(broke.address, devnet.protocol.registry.address).call() == 0
+    )
+
+
+def test_a_stale_oracle_is_named_before_any_gas_is_spent(devnet: Devnet, tmp_path: Path) -> None:
+    wallets = tmp_path / "wallets"
+    op = _account_with_cmp(devnet, wallets, "earner", eth=10**18, cmp=0)
+    devnet.advance(1)
+    devnet.work(101, 2 * CRD, operator=op.address)
+    w3 = devnet.client.w3
+    # The chain's clock moves on without a block: the latest block and the price in it still look fresh; the
+    # block the redemption would be mined in is 100 s later, and the oracle's 30 s limit refuses it there.
+    w3.provider.make_request("evm_increaseTime", [100])  # type: ignore[arg-type]
+    before = (w3.eth.get_balance(op.address), w3.eth.get_transaction_count(op.address))
+    r = devnet.bme("redeem", wallet="earner", wallets=wallets)
+    fails(r, "error: the oracle price is stale (last update 10")
+    assert re.search(r"stale \(last update 1\d\d s ago, limit 30 s\)$", r.stderr.strip()), r.stderr
+    assert (w3.eth.get_balance(op.address), w3.eth.get_transaction_count(op.address)) == before
+    assert devnet.protocol.escrow.functions.earningsOf(op.address).call() == 2 * CRD
+    devnet.advance(1)  # a fresh price for whatever follows
+    r = devnet.bme("redeem", wallet="earner", wallets=wallets)
+    assert r.returncode == 0 and "redeemed 2 CRD for 2 CMP" in r.stdout, r.stderr
+
+
+def test_wallet_and_keystore_are_exclusive(devnet: Devnet, tmp_path: Path) -> None:
+    r = devnet.bme(
+        "status", "--keystore", str(devnet.keystore), wallet="operator", wallets=devnet.keystore.parent
+    )
+    fails(r, "give --wallet (operator) or --keystore")
+    # A keystore exported for another command (the relayer's) yields to a wallet named on the command line.
+    r = devnet.bme(
+        "status",
+        wallet="operator",
+        wallets=devnet.keystore.parent,
+        env={"BME_KEYSTORE": str(tmp_path / "x.json")},
+    )
+    assert r.returncode == 0 and f"operator {devnet.operator.address}" in r.stdout, r.stderr
+    fails(devnet.bme("status", wallet="nobody", wallets=tmp_path), "no wallet named 'nobody'")

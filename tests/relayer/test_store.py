@@ -18,6 +18,8 @@ from bme.relayer.events import Event
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict
 
+pytestmark = pytest.mark.pure
+
 PAYER = "0x" + "ab" * 20
 OP1 = OperatorInfo("0x" + "01" * 20, "http://127.0.0.1:1", (1,), True, False)
 OP2 = OperatorInfo("0x" + "02" * 20, "http://127.0.0.1:2", (1,), True, False)

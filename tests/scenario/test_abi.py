@@ -10,6 +10,8 @@ from eth_utils.address import to_checksum_address
 
 from bme.scenario.abi import _function, calldata, returned
 
+pytestmark = pytest.mark.pure
+
 
 def expected(contract: str, name: str, *args: object) -> bytes:
     selector, inputs, *_ = _function(contract, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils.address import to_checksum_address
@@ -13,6 +14,8 @@ from eth_utils.crypto import keccak
 from bme.economics.keccak import keccak256
 from bme.economics.model import job_id_for
 from bme.scenario.signer import Key
+
+pytestmark = pytest.mark.pure
 
 
 def test_the_signer_signs_as_eth_account() -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bme.scenario.bench import measure
 from bme.scenario.outputs import write_run
@@ -44,6 +45,7 @@ def test_same_file_and_seed_same_bytes_on_the_model_and_on_anvil(tmp_path: Path)
     assert (tmp_path / "d" / "epochs.csv").read_bytes() != (tmp_path / "a" / "epochs.csv").read_bytes()
 
 
+@pytest.mark.pure
 def test_the_table_is_tidy_and_consistent(tmp_path: Path) -> None:
     s = scenario(small())
     table = write_run(tmp_path, run_scenario(s), "")

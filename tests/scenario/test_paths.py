@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bme.scenario.demand import Demand
 from bme.scenario.prices import price_path
 from tests.scenario.helpers import scenario, small
+
+pytestmark = pytest.mark.pure
 
 WAD = 10**18
 

@@ -16,6 +16,8 @@ from bme.scenario.prices import price_path
 from bme.scenario.units import parse_duration
 from tests.scenario.helpers import SCENARIOS_DIR, scenario, small, write
 
+pytestmark = pytest.mark.pure
+
 SHIPPED = sorted(SCENARIOS_DIR.glob("*.yaml"))
 
 

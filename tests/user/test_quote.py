@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from web3.logs import DISCARD
 
+from bme.display import cmp, crd
 from bme.economics.params import Parameters
 from bme.errors import ChainError, ConfigError, ContractRevert
 from bme.node.settings import EMBEDDED_MODEL_NAME
@@ -134,11 +135,11 @@ def test_quote_command(devnet: Devnet, tmp_path: Path) -> None:
     assert f"model 7 ({BIG.name}): $3.00 per million input tokens, $15.00 per million output tokens" in out
     assert f"prompt: {q.prompt_tokens:,} tokens, estimated" in out
     assert "at most 1,000,000 tokens; the expected cost assumes 500,000" in out
-    assert f"max cost       {q.max_credits / CRD:,.6f} CRD" in out
-    assert f"{q.max_cmp / CMP:,.6f} CMP" in out
+    assert f"max cost       {crd(q.max_credits)}" in out
+    assert f"{cmp(q.max_cmp)}" in out
     assert "oracle price $1.37 per CMP, confidence $0.003; burns are credited at $1.364" in out
     assert "mint spread of 25 bps" in out and "mint spread," in out
-    assert f"to open the job: burn {q.burn_cmp / CMP:,.6f} CMP, which reserves" in out
+    assert f"to open the job: burn {cmp(q.burn_cmp)}, which reserves" in out
     assert r.stderr == ""
 
     r = bme("quote", "-m", "1", "--max-tokens", "64", "--prompt", PROMPT, "--json", env=devnet.env())
@@ -175,8 +176,8 @@ def test_a_stale_oracle_is_quoted_with_a_warning(devnet: Devnet) -> None:
     devnet.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     r = bme("quote", "-m", "1", "--max-tokens", "10", env=devnet.env())
     assert r.exit_code == 0, repr(r.exception)
-    assert "warning: a burn now would fail: the oracle price is 3" in r.stderr
-    assert "s old, more than the allowed 30 s" in r.stderr
+    assert "warning: a burn now would fail: the oracle price is stale (last update 3" in r.stderr
+    assert "s ago, limit 30 s)" in r.stderr
     devnet.fresh_price()
 
 
@@ -201,7 +202,7 @@ def test_compute_quote_by_hand() -> None:
 
 def test_market_problems_mirror_the_core_checks() -> None:
     assert MARKET.problems() == ()
-    assert "40 s old" in replace(MARKET, chain_time=140).problems()[0]
+    assert "stale (last update 40 s ago, limit 30 s)" in replace(MARKET, chain_time=140).problems()[0]
     assert "too uncertain" in replace(MARKET, confidence=CMP // 25).problems()[0]  # 200 bps of $2
     assert replace(MARKET, paused=True).problems() == ("the protocol is paused",)
     halted = replace(MARKET, backing_tokens=1, outstanding_credits=10 * CRD)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from bme import display
 from bme.chain.devnet import DEVNET_MNEMONIC, devnet_keys
 from bme.errors import ConfigError
 from bme.user.wallets import account_from_secret, list_wallets, resolve_wallet, wallet_dir
 from bme.wallet.keystore import KeystoreError, WrongPassword, load_account
 
-from .conftest import CMP, PASSWORD, Devnet, bme, quick_keystore
+from .conftest import PASSWORD, Devnet, bme, quick_keystore
 
 
 def test_new_prompts_twice_for_the_password_and_writes_an_encrypted_keystore(tmp_path: Path) -> None:
@@ -165,9 +166,9 @@ def test_balance_by_name_and_by_address(devnet: Devnet, tmp_path: Path) -> None:
     lines = r.output.splitlines()
     assert lines[0] == f"{user.address} (wallet user)"
     dollars = tokens * 137 // 100 // 10**12  # at $1.37, in micro-dollars
-    assert lines[1].startswith(f"  CMP {tokens / CMP:,.6f} CMP = ${dollars / 10**6:,.2f} at $1.37 per CMP")
-    assert lines[2] == f"  CRD {credits / 10**6:,.6f} CRD"
-    assert lines[3] == f"  ETH {eth / 10**18:,.6f} ETH (for gas)"
+    assert lines[1].startswith(f"  CMP {display.cmp(tokens)} = ${dollars / 10**6:,.2f} at $1.37 per CMP")
+    assert lines[2] == f"  CRD {display.crd(credits)}"
+    assert lines[3] == f"  ETH {display.eth(eth)} (for gas)"
 
     r = bme("wallet", "balance", user.address.lower(), env=devnet.env())
     assert r.exit_code == 0 and r.output.splitlines()[0] == user.address

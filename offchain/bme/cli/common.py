@@ -16,8 +16,10 @@ from typing import Annotated
 
 import typer
 
+from bme import display
 from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
+from bme.chain.failures import transport_problem
 from bme.errors import BmeError, ChainError, ConfigError
 from bme.wallet.keystore import PASSWORD_ENV
 
@@ -47,14 +49,12 @@ def parse_amount(text: str, decimals: int, unit: str) -> int:
 
 
 def fmt(amount: int, decimals: int, unit: str) -> str:
-    return f"{Decimal(amount) / 10**decimals:,.{min(decimals, 6)}f} {unit}"
+    """`amount` base units as whole units of `unit`, exact and trimmed (`bme.display.amount`)."""
+    return display.amount(amount, decimals, unit)
 
 
-def usd(amount: int, decimals: int) -> str:
-    """`amount` base units of dollars (`decimals` of them) as `$1,234.50`: cents always, and the smaller
-    digits when they are not zero (`$0.000097`)."""
-    whole, _, frac = f"{Decimal(amount) / 10**decimals:,.{decimals}f}".partition(".")
-    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
+#: Dollars for people (`bme.display.usd`), here beside `fmt` for the commands.
+usd = display.usd
 
 
 def read_password(*, confirm: bool = False, prompt: str = "keystore password") -> str:
@@ -73,17 +73,24 @@ def chain_errors(rpc_url: str) -> Iterator[None]:
     except BmeError:
         raise
     except (OSError, ConnectionError) as exc:
-        raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
+        raise ChainError(f"lost the connection to {rpc_url}: {transport_problem(exc)}") from None
     except Exception as exc:
         import requests
 
         if isinstance(exc, requests.RequestException):
-            raise ChainError(f"lost the connection to {rpc_url}: {exc}") from None
+            raise ChainError(f"lost the connection to {rpc_url}: {transport_problem(exc)}") from None
         raise
 
 
 def load_deployment(path: Path) -> Deployment:
-    """The deployment file at `path`, or a `ConfigError` saying what is wrong with it."""
+    """The deployment file at `path`, or a `ConfigError` saying what is wrong with it.
+
+    The default path (`deployment.json` here), when absent, falls back to the running `bme stack up`'s."""
+    if not path.exists() and path == DEFAULT_DEPLOYMENT:
+        from bme.stack_files import stack_deployment
+
+        if stack_deployment().exists():
+            path = stack_deployment()
     if not path.exists():
         raise ConfigError(f"no deployment file at {path} (pass --deployment or set BME_DEPLOYMENT)")
     try:

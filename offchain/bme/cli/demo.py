@@ -3,10 +3,14 @@
 anvil, the contracts, an operator node serving the embedded model and a relayer all start here; a user wallet
 then burns CMP for a real answer, the settlement shows on-chain, time moves to the end of the epoch, and the
 operator claims its minted reward and redeems its earnings. Everything stops at the end, also on failure.
+
+The stack watches its processes: if the node, the relayer or anvil dies, the demo stops at once with one line
+naming the process and how it ended (the end of its log is printed above it, and the logs are kept).
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +21,9 @@ from rich.console import Console
 from rich.table import Table
 from web3.logs import DISCARD
 
+from bme import devnet_ops
 from bme.chain.deploy import SMOLLM2
+from bme.children import Death, ProcessDied
 from bme.stack import LocalStack, StackConfig
 from bme.user.ask_cli import run_ask
 from bme.user.jobs import JobsClient
@@ -55,12 +61,34 @@ def _figures_table(figures: dict[str, Any]) -> Table:
 
 
 def run_demo(console: Console, max_tokens: int = 48, work_dir: Path | None = None) -> dict[str, Any]:
-    """Runs the demo, printing each step; returns the figures it printed (for tests)."""
+    """Runs the demo, printing each step; returns the figures it printed (for tests).
+
+    Raises `ProcessDied` (one line) as soon as a process of the stack dies; its log's tail goes to stderr.
+    """
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bme-demo-") as tmp:
-        config = StackConfig(operators=1, users=1, epoch_length=3_600, work_dir=work_dir or Path(tmp))
-        with LocalStack(config) as stack:
+    err = Console(stderr=True, highlight=False)
+
+    def report(death: Death) -> None:
+        err.print(death.report(), markup=False, soft_wrap=True)
+
+    work = work_dir or Path(tempfile.mkdtemp(prefix="bme-demo-"))
+    config = StackConfig(operators=1, users=1, epoch_length=3_600, work_dir=work, on_death=report)
+    stack = LocalStack(config)
+    keep = work_dir is not None
+    try:
+        with stack:
             return _steps(console, stack, max_tokens, started)
+    except Exception as exc:
+        if stack.death is None:
+            raise
+        keep = True
+        err.print(f"logs kept in {work}", soft_wrap=True)
+        if isinstance(exc, ProcessDied):
+            raise
+        raise ProcessDied(stack.death) from None
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float) -> dict[str, Any]:
@@ -83,11 +111,12 @@ def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float)
     )
 
     console.rule("[bold]2. An operator node and a relayer, as real processes")
-    with console.status("starting the operator node (embedded SmolLM2-135M model)"):
-        node = stack.start_node(0)
+    with console.status("starting the operator node (embedded SmolLM2-135M model) and the relayer"):
+        node = stack.start_node(0, wait=False)
+        relayer = stack.start_relayer(extra_env={"BME_RELAYER_BATCH_AGE_S": "0.2"}, wait=False)
+        stack.node_ready(0, node)
+        stack.relayer_ready(relayer)
     console.print(f"operator {operator.address} staked 1,000 CMP and serves model 1 at {node.url}")
-    with console.status("starting the relayer"):
-        relayer = stack.start_relayer(extra_env={"BME_RELAYER_BATCH_AGE_S": "0.2"})
     console.print(f"relayer {stack.relayer_account.address}: API at {relayer.url} (OpenAPI at /docs)")
 
     console.rule("[bold]3. A user burns CMP for an answer")
@@ -116,12 +145,9 @@ def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float)
     console.print(_figures_table(figures))
 
     console.rule("[bold]5. The epoch ends; the operator claims its minted reward")
-    next_start = p.escrow.functions.epochGenesis().call() + (epoch + 1) * epoch_len
-    w3 = stack.client.w3
-    w3.provider.make_request("evm_setNextBlockTimestamp", [next_start + 1])  # type: ignore[arg-type]
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _before, now = devnet_ops.advance(stack.client, to=devnet_ops.epoch_end(p))
     stack.push_price()
-    console.print(f"chain time moved to {next_start + 1}: epoch {epoch} is over")
+    console.print(f"chain time moved to {now}: epoch {epoch} is over")
     sent = stack.client.send(operator, p.emissions.functions.claim())
     claimed = p.emissions.events.RewardsClaimed().process_receipt(sent.receipt, errors=DISCARD)
     reward = sum(int(ev["args"]["tokens"]) for ev in claimed)

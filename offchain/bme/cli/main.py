@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bme.cli.devnet import devnet_app
+from bme.cli.stack import stack_app
 from bme.errors import BmeError
 from bme.scenario.cli import bench_scenario_command, scenario_app
 from bme.user import ask_cli
@@ -26,6 +28,8 @@ app.command("quote")(quote_command)
 app.command("ask")(ask_cli.ask)
 app.command("jobs")(ask_cli.jobs)
 app.command("refund")(ask_cli.refund)
+app.add_typer(stack_app, name="stack")
+app.add_typer(devnet_app, name="devnet")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -244,7 +244,9 @@ def create_api(
 
     @app.get("/v1/operators")
     async def operators() -> list[dict[str, Any]]:
-        """Operators the registry lists, with this relayer's record of their service."""
+        """Operators the registry lists, with this relayer's record of their service: calls dispatched,
+        succeeded and failed; of the failures, how many found the node unreachable (no answer) and how many
+        got an error answer; the last failure's reason, which starts with its kind."""
         return [
             {
                 "address": o.address,
@@ -255,6 +257,8 @@ def create_api(
                 "dispatched": o.dispatched,
                 "succeeded": o.succeeded,
                 "failed": o.failed,
+                "unreachable": o.unreachable,
+                "answered_errors": o.answered_errors,
                 "latency_ewma_ms": round(o.latency_ewma_ms, 3),
                 "last_error": o.last_error,
             }

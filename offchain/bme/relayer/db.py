@@ -139,6 +139,9 @@ class Operator(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     latency_ewma_ms: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The failed calls by kind: no answer at all, or an answer that was an error.
+    unreachable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Model(Base):
@@ -212,7 +215,33 @@ def make_engine(url: str) -> Engine:
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         engine = create_engine(url, pool_pre_ping=True)
     Base.metadata.create_all(engine)
+    _add_columns(engine)
     return engine
+
+
+#: Columns added to tables after their first release: (table, column, SQL type and default).
+_ADDED_COLUMNS = (
+    ("operators", "unreachable", "INTEGER NOT NULL DEFAULT 0"),
+    ("operators", "answered_errors", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _add_columns(engine: Engine) -> None:
+    """Adds to a database made by an earlier release the columns it lacks (`create_all` makes only tables)."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    inspector = inspect(engine)
+    for table, column, ddl in _ADDED_COLUMNS:
+        if column in {c["name"] for c in inspector.get_columns(table)}:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+        except DBAPIError:  # another relayer sharing the database added it meanwhile
+            inspector = inspect(engine)
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                raise
 
 
 __all__ = [

@@ -5,6 +5,12 @@ A job is recorded DISPATCHED, with its operator, before the call. The node's bod
 journal rather than served twice. Failures are retried on another operator, at most
 `max_tries_per_operator` times on each; a request the node refuses as invalid fails the job at once, and the
 payer refunds it after its deadline.
+
+Every failure is one of two kinds, recorded in the job's history and the operator's record
+(GET /v1/operators), because they call for different remedies: **unreachable** (no answer came: connection
+refused or reset, the node's process gone mid-call, a timeout before any answer; the operator's machine or
+process is down) and **answered error** (the node answered with an HTTP error status and an OpenAI-style
+error body, or with something that is not a completion; the node runs but cannot serve the request).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ CHAT_PATH = "/v1/chat/completions"
 KEEPALIVE_S = 2.0
 #: Statuses after which the same request must not be sent elsewhere: the request itself is invalid.
 FATAL_STATUSES = {400, 413, 422}
+#: The two kinds of failure (`OperatorError.kind`).
+UNREACHABLE = "unreachable"
+ANSWERED_ERROR = "answered error"
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,31 @@ class Answer:
 
 
 class OperatorError(Exception):
-    def __init__(self, outcome: str, detail: str, fatal: bool = False) -> None:
+    """A failed call: `outcome` for the attempt's record (error, timeout, rejected), `kind` unreachable or
+    answered error, `detail` the reason, starting with the kind."""
+
+    def __init__(self, outcome: str, kind: str, detail: str, fatal: bool = False) -> None:
         super().__init__(detail)
         self.outcome = outcome
+        self.kind = kind
         self.detail = detail
         self.fatal = fatal
+
+
+def unreachable(outcome: str, reason: str) -> OperatorError:
+    """No answer came from the node: its reason is the transport's error."""
+    return OperatorError(outcome, UNREACHABLE, f"{UNREACHABLE}: {reason}")
+
+
+def answered_error(status: int, raw: bytes) -> OperatorError:
+    """The node answered `status` with the error body `raw`; a request it refuses as invalid is fatal."""
+    fatal = status in FATAL_STATUSES
+    return OperatorError(
+        "rejected" if fatal else "error",
+        ANSWERED_ERROR,
+        f"{ANSWERED_ERROR} {status}: {_error_message(raw)}",
+        fatal,
+    )
 
 
 def node_body(claim_request: str, job_id: str) -> bytes:
@@ -66,7 +95,9 @@ def parse_answer(payload: Any) -> Answer:
         usage = payload["usage"]
         return Answer(str(text), int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise OperatorError("error", f"malformed completion from the node: {exc!r}") from None
+        raise OperatorError(
+            "error", ANSWERED_ERROR, f"{ANSWERED_ERROR} 200: not a completion ({exc!r})"
+        ) from None
 
 
 class Dispatcher:
@@ -147,7 +178,7 @@ class Dispatcher:
         except OperatorError as exc:
             latency = (time.monotonic() - started) * 1000
             self.metrics.dispatch_outcomes.labels(outcome=exc.outcome).inc()
-            self.store.dispatch_failed(claim, exc.outcome, exc.detail, latency, exc.fatal)
+            self.store.dispatch_failed(claim, exc.outcome, exc.detail, latency, exc.fatal, kind=exc.kind)
             log.info("job %s on %s: %s (%s)", claim.job_id, claim.operator, exc.outcome, exc.detail)
             return
         except Exception as exc:  # a bug must not kill the loop; the lease makes the job come back
@@ -176,25 +207,27 @@ class Dispatcher:
         headers = sign_request(self.account, "POST", path, body, operator=claim.operator)
         headers["Content-Type"] = "application/json"
         sent = time.monotonic()
+        status: int | None = None
         try:
             async with self._session().post(url, data=body, headers=headers) as response:
                 status = response.status
                 raw = await response.read()
         except TimeoutError:
-            raise OperatorError("timeout", f"no answer within {self.timeout_s:g} s") from None
+            after = "" if status is None else f" (the answer broke off after status {status})"
+            raise unreachable("timeout", f"no answer within {self.timeout_s:g} s{after}") from None
         except aiohttp.ClientError as exc:
-            raise OperatorError("error", f"{type(exc).__name__}: {exc}") from None
+            # Refused, reset or dropped before a whole answer arrived: the node's process or machine is gone.
+            after = "" if status is None else f" after status {status}"
+            raise unreachable("error", f"{type(exc).__name__}{after}: {exc}") from None
         finally:
             self.metrics.dispatch_latency.observe(time.monotonic() - sent)
+        assert status is not None
         if status != 200:
-            fatal = status in FATAL_STATUSES
-            raise OperatorError(
-                "rejected" if fatal else "error", f"HTTP {status}: {_error_message(raw)}", fatal
-            )
+            raise answered_error(status, raw)
         try:
             payload = json.loads(raw)
         except ValueError:
-            raise OperatorError("error", "the node's answer is not JSON") from None
+            raise OperatorError("error", ANSWERED_ERROR, f"{ANSWERED_ERROR} 200: not JSON") from None
         return parse_answer(payload)
 
     def _session(self) -> aiohttp.ClientSession:
@@ -216,7 +249,9 @@ class Dispatcher:
 
 
 def _error_message(raw: bytes) -> str:
+    """The message of an OpenAI-style error body (else the body's start), as a clause: no final period."""
     try:
-        return str(json.loads(raw)["error"]["message"])[:500]
+        text = str(json.loads(raw)["error"]["message"])
     except (ValueError, KeyError, TypeError):
-        return raw[:500].decode("utf-8", "replace")
+        text = raw[:500].decode("utf-8", "replace")
+    return text[:500].strip().rstrip(".")

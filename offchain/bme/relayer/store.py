@@ -541,12 +541,23 @@ class JobStore:
             return ok
 
     def dispatch_failed(
-        self, claim: Claim, outcome: str, detail: str, latency_ms: float, fatal: bool
+        self,
+        claim: Claim,
+        outcome: str,
+        detail: str,
+        latency_ms: float,
+        fatal: bool,
+        *,
+        kind: str | None = None,
     ) -> None:
-        """Records a failed call; the job waits for another try, or fails for good when `fatal`."""
+        """Records a failed call; the job waits for another try, or fails for good when `fatal`.
+
+        `kind` ('unreachable' or 'answered error', named at the start of `detail`) is counted in the
+        operator's record; the job's history gets a transition either way, with the operator and `detail`.
+        """
         now = time.time()
         with self.session() as s, s.begin():
-            self._finish_attempt(s, claim, outcome, detail, latency_ms)
+            self._finish_attempt(s, claim, outcome, detail, latency_ms, kind)
             values: dict[str, Any] = {"updated_at": now, "reason": f"{claim.operator}: {detail}"}
             if fatal:
                 values.update(state=State.FAILED.value, lease_until=0.0)
@@ -561,11 +572,21 @@ class JobStore:
                 )
                 .values(**values)
             )
-            if res.rowcount and fatal:  # type: ignore[attr-defined]
-                self._transition(s, [claim.job_id], State.FAILED, now, values["reason"])
+            if res.rowcount:  # type: ignore[attr-defined]
+                if fatal:
+                    self._transition(s, [claim.job_id], State.FAILED, now, values["reason"])
+                else:
+                    retry = f"{values['reason']}; to be dispatched again"
+                    self._transition(s, [claim.job_id], State.REVEALED, now, retry)
 
     def _finish_attempt(
-        self, s: Session, claim: Claim, outcome: str, detail: str | None, latency_ms: float
+        self,
+        s: Session,
+        claim: Claim,
+        outcome: str,
+        detail: str | None,
+        latency_ms: float,
+        kind: str | None = None,
     ) -> None:
         s.execute(
             update(Attempt)
@@ -583,6 +604,10 @@ class JobStore:
             else:
                 op.failed += 1
                 op.last_error = detail
+                if kind == "unreachable":
+                    op.unreachable = (op.unreachable or 0) + 1
+                elif kind == "answered error":
+                    op.answered_errors = (op.answered_errors or 0) + 1
 
     def expire_overdue(self, now: float, margin_s: float) -> list[str]:
         """Jobs that can no longer be settled before their deadline: EXPIRED, for the payer to refund."""

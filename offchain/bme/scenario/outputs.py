@@ -1,8 +1,11 @@
 """A run's directory: the tidy per-epoch table (CSV and Parquet), the scenario as run, the versions used, the
 run's cost; and reading it back.
 
-`epochs.csv`, `epochs.parquet`, `scenario.yaml` and `run.json` depend only on the scenario and the software:
-the same file and seed give the same bytes. `timing.json` holds what varies between runs (seconds, gas).
+`epochs.csv`, `epochs.parquet` and `scenario.yaml` depend only on the scenario file and its seed: the same
+bytes on every engine (anvil, in-process, the reference model), which is what comparing engines compares.
+`run.json` records how the run was made, the engine and the software's versions (anvil's on anvil), so it is
+the same only for runs on one engine with the same software. `timing.json` holds what varies between runs
+(seconds, gas).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """`bme ask`, `bme jobs`, `bme refund`: pay for an answer from a wallet, list the wallet's jobs, reclaim one.
 
-`bme ask` runs five steps and names the one that fails: quote, reveal (the request goes to the relayer,
-signed by the paying address), pay (one transaction: permit, burn, open the job), wait (progress until the
-job settles), verify (the result hash recorded on-chain at settlement is the hash of the answer received). A
-payment is never lost: a job that is not settled by its deadline can be refunded whole with `bme refund JOB`.
+`bme ask` runs five steps and names the one that fails: quote (a burn that would revert now, e.g. on a stale
+oracle, fails here; the payment is then simulated, so a revert or too little ETH for gas fails the pay step
+before the request is revealed), reveal (the request goes to the relayer, signed by the
+paying address), pay (one transaction: permit, burn, open the job), wait (progress until the job settles),
+verify (the result hash recorded on-chain at settlement is the hash of the answer received). A payment is
+never lost: a job that is not settled by its deadline can be refunded whole with `bme refund JOB`, where JOB
+is a job id or its first digits.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from web3.logs import DISCARD
 
 from bme.cli.common import (
     DEFAULT_DEPLOYMENT,
@@ -22,10 +27,10 @@ from bme.cli.common import (
     DeploymentOpt,
     RpcOpt,
     chain_errors,
-    fmt,
     open_protocol,
 )
 from bme.commitment import job_hex
+from bme.display import cmp, crd, deadline
 from bme.errors import ConfigError
 from bme.user.jobs import JobsClient, StepFailed
 from bme.user.quote_cli import read_prompt
@@ -37,21 +42,14 @@ RelayerOpt = Annotated[
     str, typer.Option("--relayer", envvar="BME_RELAYER_URL", help="The relayer's API [BME_RELAYER_URL].")
 ]
 DEFAULT_RELAYER = "http://127.0.0.1:8088"
+#: A width no table reaches: to measure a table's natural width, unconstrained by the terminal's.
+UNBOUNDED_WIDTH = 10_000
 
 
 def _client(wallet: str, rpc_url: str, deployment: Path, relayer: str) -> JobsClient:
-    account = resolve_wallet(wallet).unlock()
-    return JobsClient(open_protocol(rpc_url, deployment), account, relayer)
-
-
-def _parse_job(job: str) -> int:
-    try:
-        value = int(job, 16)
-    except ValueError:
-        raise ConfigError(f"{job!r} is not a job id (0x and 64 hex digits)") from None
-    if not job.startswith("0x") or not 0 < value < 2**256:
-        raise ConfigError(f"{job!r} is not a job id (0x and 64 hex digits)")
-    return value
+    chosen = resolve_wallet(wallet)
+    account = chosen.unlock()
+    return JobsClient(open_protocol(rpc_url, deployment), account, relayer, wallet=chosen.name)
 
 
 def ask(
@@ -100,18 +98,21 @@ def run_ask(
     except Exception as exc:
         raise StepFailed("quote", str(exc)) from None
     q = job.quote
-    out.print(f"job {job.job_hex}")
+    if q.problems:  # the burn would revert: say why before the request leaves the machine
+        raise StepFailed("quote", f"a burn now would fail: {'; '.join(q.problems)}")
+    client.check_pay(job)  # a revert or too little ETH for gas, named before anything is revealed or sent
+    out.print(f"job {job.job_hex}", soft_wrap=True)
     out.print(
-        f"  quote: at most {fmt(q.max_credits, 6, 'CRD')} for {q.prompt_tokens} prompt + {max_tokens} "
-        f"answer tokens of {q.model_name}; "
-        f"burning {fmt(q.burn_cmp, 18, 'CMP')} for {fmt(q.burn_credits, 6, 'CRD')}",
+        f"  quote: at most {crd(q.max_credits)} for {q.prompt_tokens} prompt + {max_tokens} "
+        f"answer tokens of {q.model_name}; burning {cmp(q.burn_cmp)} for {crd(q.burn_credits)}",
         soft_wrap=True,
     )
     client.reveal(job)
     out.print("  reveal: the relayer has the request, signed by the payer")
     sent = client.pay(job)
     out.print(
-        f"  pay: burned {fmt(q.burn_cmp, 18, 'CMP')} in transaction {sent.tx_hash} (gas {sent.gas_used:,})"
+        f"  pay: burned {cmp(q.burn_cmp)} in transaction {sent.tx_hash} (gas {sent.gas_used:,})",
+        soft_wrap=True,
     )
     with out.status("  waiting for the relayer") as status:
         result = client.wait(
@@ -123,7 +124,7 @@ def run_ask(
         raise StepFailed(
             "wait",
             f"the job ended {result['state']}: {result.get('reason')}. After its deadline, "
-            f"`bme refund {job.job_hex}` returns its {fmt(q.burn_credits, 6, 'CRD')} to the wallet",
+            f"`bme refund {job.job_hex}` returns its {crd(q.burn_credits)} to the wallet",
         )
     answer = str(result["answer"])
     settled = client.verify(job.job_id, answer)
@@ -131,14 +132,17 @@ def run_ask(
     out.print(answer, markup=False, highlight=False)
     out.print("")
     out.print(
-        f"  charged {fmt(int(settled['charge']), 6, 'CRD')} for {settled['inputTokens']} + "
-        f"{settled['outputTokens']} tokens; refunded {fmt(int(settled['refund']), 6, 'CRD')} to the wallet",
+        f"  charged {crd(int(settled['charge']))} for {settled['inputTokens']} + "
+        f"{settled['outputTokens']} tokens; refunded {crd(int(settled['refund']))} to the wallet",
         soft_wrap=True,
     )
     out.print(
         f"  settled in transaction {settled['tx_hash']} by operator {settled['operator']}", soft_wrap=True
     )
-    out.print(f"  verified: keccak256(answer) = 0x{bytes(settled['resultHash']).hex()} as recorded on-chain")
+    out.print(
+        f"  verified: keccak256(answer) = 0x{bytes(settled['resultHash']).hex()} as recorded on-chain",
+        soft_wrap=True,
+    )
     return result
 
 
@@ -164,45 +168,71 @@ def jobs(
     rpc_url: RpcOpt = DEFAULT_RPC,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
-    """The wallet's jobs: on-chain status and reservation, and the relayer's state when it answers."""
+    """The wallet's jobs: full ids, on-chain status and reservation, deadlines, the relayer's state."""
     with chain_errors(rpc_url):
         client = _client(wallet, rpc_url, deployment, relayer)
-        table = Table("job", "model", "reserved", "deadline", "on-chain", "relayer")
-        now = client.protocol.client.timestamp()
-        for j in client.jobs():
-            try:
-                state = str(client.status(int(j["job_id"], 16))["state"]).lower()
-            except StepFailed:
-                state = "unknown"
-            status = j["status"]
-            if status == "open" and j["deadline"] < now:
-                status = "open, refundable"
-            table.add_row(
-                j["job_id"],
-                str(j["model_id"]),
-                fmt(j["max_credits"], 6, "CRD"),
-                str(j["deadline"]),
-                status,
-                state,
-            )
-        client.close()
-    console.print(table)
+        try:
+            table = jobs_table(client)
+        finally:
+            client.close()
+    print_whole(console, table)
+
+
+def jobs_table(client: JobsClient) -> Table:
+    """The wallet's jobs as a table whose job ids are whole (never wrapped or cut: they are copied into
+    `bme refund`), with deadlines as local date-times and how far they are from the chain's time."""
+    table = Table(title=f"jobs of {client.account.address}")
+    table.add_column("job", no_wrap=True, overflow="ignore", min_width=66)
+    for name in ("model", "reserved", "deadline", "on-chain", "relayer"):
+        table.add_column(name, no_wrap=True)
+    now = client.protocol.client.next_timestamp()
+    for j in client.jobs():
+        try:
+            state = str(client.status(int(j["job_id"], 16))["state"]).lower()
+        except StepFailed:
+            state = "unknown"
+        status = j["status"]
+        if status == "open" and j["deadline"] < now:
+            status = "open, refundable"
+        table.add_row(
+            j["job_id"],
+            str(j["model_id"]),
+            crd(j["max_credits"]),
+            deadline(j["deadline"], now),
+            status,
+            state,
+        )
+    return table
+
+
+def print_whole(out: Console, table: Table) -> None:
+    """Prints `table` at its natural width even when the terminal is narrower (the terminal wraps the lines;
+    Rich would otherwise squeeze the columns and break the job ids)."""
+    natural = Measurement.get(out, out.options.update_width(UNBOUNDED_WIDTH), table).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    # `Console.print(width=...)` never exceeds the console's width: a console as wide as the table does.
+    wide = Console(file=out.file, width=natural, highlight=False, force_terminal=out.is_terminal)
+    wide.print(table, crop=False)
 
 
 def refund(
-    job: Annotated[str, typer.Argument(help="The job id (0x...).")],
+    job: Annotated[str, typer.Argument(help="The job id (0x...), or its first digits if they are unique.")],
     wallet: WalletOpt = "default",
     rpc_url: RpcOpt = DEFAULT_RPC,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
     """Reclaim an expired job: its whole reservation returns to the wallet as CRD."""
-    job_id = _parse_job(job)
     with chain_errors(rpc_url):
         client = _client(wallet, rpc_url, deployment, DEFAULT_RELAYER)
-        sent = client.refund(job_id)
-        ev = client.protocol.escrow.events.JobExpired().process_receipt(sent.receipt)
-        amount = int(ev[0]["args"]["refund"]) if ev else 0
-        client.close()
+        try:
+            job_id = client.find_job(job)
+            sent = client.refund(job_id)
+        finally:
+            client.close()
+        events = client.protocol.escrow.events.JobExpired().process_receipt(sent.receipt, errors=DISCARD)
+        amount = int(events[0]["args"]["refund"]) if events else 0
     console.print(
-        f"job {job_hex(job_id)} expired: {fmt(amount, 6, 'CRD')} back to the wallet in {sent.tx_hash}"
+        f"job {job_hex(job_id)} expired: {crd(amount)} back to the wallet in {sent.tx_hash}", soft_wrap=True
     )

@@ -20,8 +20,10 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
+from bme import display
 from bme.chain.client import Sent
 from bme.chain.deploy import Protocol
+from bme.chain.failures import GasFundsTooLow
 from bme.chain.signing import sign_permit
 from bme.commitment import (
     Domain,
@@ -34,12 +36,14 @@ from bme.commitment import (
     sign,
     spec_hash,
 )
-from bme.errors import BmeError, ChainError
+from bme.errors import BmeError, ConfigError
 from bme.user.quote import Quote, quote_job
 
 #: The job states after which nothing more happens to it.
 FINAL_STATES = ("SETTLED", "FAILED", "EXPIRED")
 JOB_STATUS = ("none", "open", "settled", "expired")
+#: How many candidates an ambiguous job id prefix lists.
+SHOWN_CANDIDATES = 8
 
 
 class StepFailed(BmeError):
@@ -68,10 +72,18 @@ class JobsClient:
     """One wallet's view of the protocol and the relayer."""
 
     def __init__(
-        self, protocol: Protocol, account: LocalAccount, relayer_url: str, timeout: float = 30.0
+        self,
+        protocol: Protocol,
+        account: LocalAccount,
+        relayer_url: str,
+        timeout: float = 30.0,
+        *,
+        wallet: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.account = account
+        #: The wallet's name, to name the account in messages (its address otherwise).
+        self.wallet = wallet
         self.relayer_url = relayer_url.rstrip("/")
         self.domain = Domain(protocol.deployment.chain_id, protocol.deployment.escrow)
         self.http = httpx.Client(timeout=timeout)
@@ -124,20 +136,40 @@ class JobsClient:
 
     def pay(self, job: PreparedJob, *, duration_s: int = 3600) -> Sent:
         """Burns CMP for the job in one transaction (an EIP-2612 permit instead of a separate approval)."""
-        p, q = self.protocol, job.quote
-        if q.problems:
-            raise StepFailed("pay", "; ".join(q.problems))
-        now = p.client.timestamp()
-        v, r, s = sign_permit(
-            p.token, self.account, p.bme.address, q.burn_cmp, now + duration_s, p.client.chain_id
-        )
-        call = p.escrow.functions.burnForJobWithPermit(
-            q.burn_cmp, q.burn_credits, q.model_id, job.spec, now + duration_s, now + duration_s, v, r, s
-        )
+        if job.quote.problems:
+            raise StepFailed("pay", "; ".join(job.quote.problems))
+        return self._send("pay", self._payment(job, duration_s))
+
+    def check_pay(self, job: PreparedJob, *, duration_s: int = 3600) -> None:
+        """Simulates `pay` without sending: a burn that would revert (a stale oracle, too little CMP) or a
+        wallet short of ETH for its gas fails the pay step before the request is revealed to anyone."""
+        if job.quote.problems:
+            raise StepFailed("pay", "; ".join(job.quote.problems))
         try:
-            return p.client.send(self.account, call)
+            self.protocol.client.preflight(self.account, self._payment(job, duration_s))
+        except GasFundsTooLow as exc:
+            raise StepFailed("pay", str(exc.for_wallet(self.wallet) if self.wallet else exc)) from None
         except BmeError as exc:
             raise StepFailed("pay", str(exc)) from None
+
+    def _payment(self, job: PreparedJob, duration_s: int) -> Any:
+        """The `burnForJobWithPermit` call that pays for `job`, its permit signed for the same deadline."""
+        p, q = self.protocol, job.quote
+        deadline = p.client.timestamp() + duration_s
+        v, r, s = sign_permit(p.token, self.account, p.bme.address, q.burn_cmp, deadline, p.client.chain_id)
+        return p.escrow.functions.burnForJobWithPermit(
+            q.burn_cmp, q.burn_credits, q.model_id, job.spec, deadline, deadline, v, r, s
+        )
+
+    def _send(self, step: str, call: Any) -> Sent:
+        """Sends `call` from the wallet; a failure (a revert named before any gas is spent, too little ETH for
+        gas) fails `step`, naming the wallet."""
+        try:
+            return self.protocol.client.send(self.account, call)
+        except GasFundsTooLow as exc:
+            raise StepFailed(step, str(exc.for_wallet(self.wallet) if self.wallet else exc)) from None
+        except BmeError as exc:
+            raise StepFailed(step, str(exc)) from None
 
     def status(self, job_id: int, *, wait: float = 0.0, until: str = "change") -> dict[str, Any]:
         """The relayer's record of the job (state, answer, history); readable by its payer only.
@@ -207,13 +239,20 @@ class JobsClient:
             )
         return settled
 
+    def _opened(self) -> list[Any]:
+        """The `JobOpened` events the wallet paid for, oldest first."""
+        return list(
+            self.protocol.escrow.events.JobOpened().get_logs(
+                from_block=self.protocol.deployment.first_block,
+                argument_filters={"payer": self.account.address},
+            )
+        )
+
     def jobs(self) -> list[dict[str, Any]]:
         """The wallet's jobs, from the chain: id, model, reservation, deadline and on-chain status."""
         escrow = self.protocol.escrow
         out = []
-        for ev in escrow.events.JobOpened().get_logs(
-            from_block=self.protocol.deployment.first_block, argument_filters={"payer": self.account.address}
-        ):
+        for ev in self._opened():
             job_id = int(ev["args"]["jobId"])
             status = int(escrow.functions.jobOf(job_id).call()[4])
             out.append(
@@ -229,21 +268,47 @@ class JobsClient:
             )
         return out
 
+    def find_job(self, text: str) -> int:
+        """The job id `text` names: a whole id (0x and 64 hex digits), or the start of one of the wallet's
+        jobs (`0x12ab`), which must name exactly one of them. Raises `ConfigError` otherwise, listing the
+        candidates of an ambiguous prefix."""
+        digits = text.strip().lower().removeprefix("0x")
+        if not digits or len(digits) > 64 or any(c not in "0123456789abcdef" for c in digits):
+            raise ConfigError(
+                f"{text!r} is not a job id (0x and up to 64 hex digits; a unique prefix will do)"
+            )
+        if len(digits) == 64:
+            job_id = int(digits, 16)
+            if job_id == 0:
+                raise ConfigError(f"{text!r} is not a job id (job ids are not zero)")
+            return job_id
+        ids = sorted({job_hex(int(ev["args"]["jobId"])) for ev in self._opened()})
+        found = [j for j in ids if j.startswith("0x" + digits)]
+        if len(found) == 1:
+            return int(found[0], 16)
+        if not found:
+            raise ConfigError(
+                f"no job of {self.account.address} starts with 0x{digits} "
+                "(`bme jobs` lists the wallet's jobs)"
+            )
+        shown = ", ".join(found[:SHOWN_CANDIDATES])
+        more = f" and {len(found) - SHOWN_CANDIDATES} more" if len(found) > SHOWN_CANDIDATES else ""
+        raise ConfigError(f"0x{digits} is the start of {len(found)} jobs: {shown}{more}; give more digits")
+
     def refund(self, job_id: int) -> Sent:
         """Expires an unsettled job past its deadline: its whole reservation returns to the wallet as CRD."""
         escrow = self.protocol.escrow
         _payer, _model, deadline, _max, status = escrow.functions.jobOf(job_id).call()
         if status != 1:
             raise StepFailed("refund", f"job {job_hex(job_id)} is {JOB_STATUS[status]}, not open")
-        now = self.protocol.client.timestamp()
+        now = self.protocol.client.next_timestamp()
         if now <= deadline:
             raise StepFailed(
-                "refund", f"job {job_hex(job_id)} is open until {deadline} (chain time now {now})"
+                "refund",
+                f"job {job_hex(job_id)} is open until {display.deadline(deadline, now)}: "
+                "it can be refunded after its deadline",
             )
-        try:
-            return self.protocol.client.send(self.account, escrow.functions.expire(job_id))
-        except ChainError as exc:
-            raise StepFailed("refund", str(exc)) from None
+        return self._send("refund", escrow.functions.expire(job_id))
 
     def close(self) -> None:
         self.http.close()

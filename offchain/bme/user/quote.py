@@ -27,6 +27,7 @@ from typing import Any
 
 from web3.exceptions import ContractLogicError, Web3Exception
 
+from bme import display
 from bme.chain.deploy import Protocol
 from bme.chain.reverts import decode_revert
 from bme.economics.math import (
@@ -99,7 +100,8 @@ class Model:
 class Market:
     """The BME core's state that prices a burn: the oracle reading, the parameters, the status.
 
-    `chain_time` is the latest block's time, against which the oracle's age is judged as the contract does.
+    `chain_time` is the time the next block will carry, against which the oracle's age is judged as the
+    contract will judge a burn sent now (on an idle devnet the latest block can be minutes older).
     """
 
     price: int
@@ -144,7 +146,8 @@ class Market:
             return (*out, "the oracle has no usable price")
         if self.updated_at == 0 or self.updated_at > self.chain_time or self.price_age > p.oracle_max_age:
             out.append(
-                f"the oracle price is {self.price_age} s old, more than the allowed {p.oracle_max_age} s"
+                f"the oracle price is stale (last update {display.duration(self.price_age)} ago, "
+                f"limit {display.duration(p.oracle_max_age)})"
             )
         elif not confidence_within(self.price, self.confidence, p.oracle_max_confidence_bps):
             out.append(f"the oracle is too uncertain (confidence above {p.oracle_max_confidence_bps} bps)")
@@ -242,8 +245,8 @@ def compute_quote(
     burn_credits = market.credits_for(burn_cmp)
     if burn_credits > MAX_JOB_CREDITS:
         raise ConfigError(
-            f"a job may reserve at most {MAX_JOB_CREDITS:,} credit units ($1,099,511); "
-            f"this one needs {burn_credits:,}: lower --max-tokens or shorten the prompt"
+            f"a job may reserve at most {display.crd(MAX_JOB_CREDITS)}; this one needs "
+            f"{display.crd(burn_credits)}: lower --max-tokens or shorten the prompt"
         )
     # The same credits without the spread, then at the oracle price itself: the two costs of pricing a burn.
     credits = max(max_credits, p.min_mint_credits)
@@ -293,7 +296,7 @@ def read_market(protocol: Protocol) -> Market:
         price=int(price),
         confidence=int(confidence),
         updated_at=int(updated_at),
-        chain_time=protocol.client.timestamp(),
+        chain_time=protocol.client.next_timestamp(),
         params=Parameters(*bme.parameters().call()),
         status=Status(bme.status().call()),
         backing_tokens=int(bme.remintCredits().call()) + int(bme.seedTokens().call()),

@@ -17,10 +17,9 @@ from bme.cli.common import (
     DeploymentOpt,
     RpcOpt,
     chain_errors,
-    fmt,
     open_protocol,
-    usd,
 )
+from bme.display import cmp, crd, usd
 from bme.errors import ConfigError
 from bme.user.quote import EXPECTED_OUTPUT_FRACTION, Quote, check_output_tokens, quote_job
 
@@ -42,14 +41,6 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
         raise ConfigError(f"no prompt file at {prompt_file}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the prompt file {prompt_file}: {exc}") from None
-
-
-def cmp(amount: int) -> str:
-    return fmt(amount, 18, "CMP")
-
-
-def crd(amount: int) -> str:
-    return fmt(amount, 6, "CRD")
 
 
 def render(q: Quote) -> str:

@@ -22,11 +22,10 @@ from bme.cli.common import (
     DeploymentOpt,
     RpcOpt,
     chain_errors,
-    fmt,
     open_protocol,
     read_password,
-    usd,
 )
+from bme.display import cmp, crd, duration, eth, usd
 from bme.errors import ChainError, ConfigError
 from bme.user.quote import read_market
 from bme.user.wallets import (
@@ -135,7 +134,7 @@ def balance(
         p = open_protocol(rpc_url, deployment)
         tokens = int(p.token.functions.balanceOf(address).call())
         credits = int(p.credit.functions.balanceOf(address).call())
-        eth = int(p.client.w3.eth.get_balance(Web3.to_checksum_address(address)))
+        wei = int(p.client.w3.eth.get_balance(Web3.to_checksum_address(address)))
         try:
             market = read_market(p)
         except ChainError as exc:
@@ -143,11 +142,11 @@ def balance(
         else:
             value = (
                 f"= {usd(tokens * market.price // 10**30, 6)} at {usd(market.price, 18)} per CMP "
-                f"(oracle price, {market.price_age} s old)"
+                f"(oracle price, {duration(market.price_age)} old)"
             )
             if market.price_age > market.params.oracle_max_age:
-                value += f"; stale: burns wait for a price under {market.params.oracle_max_age} s old"
+                value += f"; stale: burns wait for a price under {duration(market.params.oracle_max_age)} old"
     console.print(f"{address}{label}", soft_wrap=True)
-    console.print(f"  CMP {fmt(tokens, 18, 'CMP')} {value}", soft_wrap=True)
-    console.print(f"  CRD {fmt(credits, 6, 'CRD')}", soft_wrap=True)
-    console.print(f"  ETH {fmt(eth, 18, 'ETH')} (for gas)", soft_wrap=True)
+    console.print(f"  CMP {cmp(tokens)} {value}", soft_wrap=True)
+    console.print(f"  CRD {crd(credits)}", soft_wrap=True)
+    console.print(f"  ETH {eth(wei)} (for gas)", soft_wrap=True)

@@ -23,6 +23,8 @@ from bme.wallet.keystore import KeystoreError, keystore_address, load_account
 WALLET_DIR_ENV = "BME_WALLET_DIR"
 DEFAULT_WALLET_DIR = Path("~/.bme/wallets")
 KEYSTORE_SUFFIX = ".json"
+#: The wallet commands sign with when none is named.
+DEFAULT_WALLET = "default"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 WalletDirOpt = Annotated[
@@ -118,6 +120,28 @@ def resolve_wallet(name_or_path: str, directory: Path | None = None) -> Wallet:
             f"no wallet named {name_or_path!r} in {path.parent} (`bme wallet list` shows the wallets there)"
         )
     return Wallet(path, name_or_path)
+
+
+def choose_wallet(wallet: str | None, keystore: Path | None, directory: Path | None = None) -> Wallet:
+    """The wallet a command signs with: `--keystore FILE` or `--wallet NAME|PATH` (`resolve_wallet`), not
+    both; with neither, the wallet named `default`, as the user commands default to.
+
+    Commands that took only a keystore path keep taking it; a name reads the wallet directory as `bme ask`
+    and `bme wallet` do.
+    """
+    if wallet is not None and keystore is not None:
+        raise ConfigError(f"give --wallet ({wallet}) or --keystore ({keystore}), not both")
+    if keystore is not None:
+        path = keystore.expanduser()
+        if not path.is_file():
+            raise KeystoreError(f"no keystore at {path}")
+        return Wallet(path)
+    if wallet is None:
+        try:
+            return resolve_wallet(DEFAULT_WALLET, directory)
+        except KeystoreError as exc:
+            raise KeystoreError(f"{exc}; or pass --wallet NAME or --keystore FILE") from None
+    return resolve_wallet(wallet, directory)
 
 
 @dataclass(frozen=True)
