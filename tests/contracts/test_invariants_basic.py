@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import CMP, CRD, GENESIS, Deployed
 from tests.contracts.helpers import (
     JOB_OPEN,
@@ -18,6 +20,9 @@ from tests.contracts.helpers import (
     settlement,
     spec_hash,
 )
+
+# Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
+pytestmark = pytest.mark.inprocess
 
 
 def all_events(event: Any, chain: Any) -> list[dict[str, Any]]:

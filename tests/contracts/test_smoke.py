@@ -1,6 +1,10 @@
 import ape
+import pytest
 
 from tests.conftest import CMP, Deployed
+
+# Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
+pytestmark = pytest.mark.inprocess
 
 
 def test_burn_mints_credits_at_the_oracle_price_less_spread(protocol: Deployed, fresh_price: int) -> None:

@@ -21,6 +21,9 @@ from tests.contracts.helpers import (
     sign_permit,
 )
 
+# Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
+pytestmark = pytest.mark.inprocess
+
 # ---------------------------------------------------------------- CMP
 
 

@@ -1,13 +1,21 @@
-"""Fixtures for the operator node: the real embedded model, loaded once, and real servers on loopback."""
+"""Fixtures for the operator node: the real embedded model, started once, and real servers on loopback.
+
+Nothing here imports llama_cpp at collection time. The node's embedded backend runs the model in worker
+processes (the test process never loads it for the node); the tests that compare with llama-cpp-python
+called directly get an instance in this process from `reference_llama`, but only after `runtime_smoke` has
+run the model in a subprocess, so a runtime that crashes fails the tests with the signal's name instead of
+killing pytest.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -17,13 +25,47 @@ from fastapi import FastAPI
 
 from bme.node.app import CHAT_PATH, create_app
 from bme.node.auth import sign_request
-from bme.node.backends import Backend, ChatParams, Completion, PreparedChat, StreamEvent
+from bme.node.backends import Backend, BackendHealth, ChatParams, Completion, PreparedChat, StreamEvent
 from bme.node.embedded import EmbeddedBackend
+from bme.node.exits import describe_exit
 from bme.node.server import BackgroundServer
 from bme.node.settings import NodeSettings
 
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
 MODEL = "SmolLM2-135M-Instruct"
 PROMPT = "Write a long story about a robot who learns to paint."
+
+GENERATE_4_TOKENS = """
+from bme.node.engine import load_llama
+from bme.node.model_files import find_smollm2_gguf
+llama = load_llama(find_smollm2_gguf(), n_ctx=256, n_threads=1, n_batch=64, seed=0)
+out = llama.create_completion("The robot", max_tokens=4, temperature=0)
+assert out["usage"]["completion_tokens"] == 4, out
+print(repr(out["choices"][0]["text"]))
+"""
+"""The embedded model run directly, as a user of llama-cpp-python would: load it and generate 4 tokens."""
+
+
+def run_model_in_subprocess(timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs GENERATE_4_TOKENS in a fresh interpreter; fails the test, naming the signal, if it crashes."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", GENERATE_4_TOKENS],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the embedded model did not generate 4 tokens within {timeout_s:g}s (hung?)")
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        pytest.fail(
+            f"running the embedded model in a subprocess failed: it {describe_exit(done.returncode)}"
+            f" (return code {done.returncode}).\n{tail}"
+        )
+    return done
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +99,31 @@ def make_settings(relayer: LocalAccount, operator: LocalAccount) -> Any:
 
 @pytest.fixture(scope="session")
 def embedded(make_settings: Any) -> Iterator[EmbeddedBackend]:
-    """The real SmolLM2-135M-Instruct, loaded once for the whole session.
+    """The real SmolLM2-135M-Instruct in one model worker process, started once for the whole session.
 
     One thread: the test machine has two cores and other work running, and llama.cpp's spinning thread
     barrier makes two threads far slower than one when a core is taken.
     """
     backend = EmbeddedBackend.from_settings(make_settings(n_threads=1))
     yield backend
-    asyncio.run(backend.aclose())
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def runtime_smoke() -> subprocess.CompletedProcess[str]:
+    """The model runs in a subprocess (so this pytest can load it too without risking its life)."""
+    return run_model_in_subprocess()
+
+
+@pytest.fixture(scope="session")
+def reference_llama(runtime_smoke: subprocess.CompletedProcess[str]) -> Iterator[Llama]:
+    """llama-cpp-python itself, in this process, for the tests that check the node against it."""
+    from bme.node.engine import load_llama
+    from bme.node.model_files import find_smollm2_gguf
+
+    llama = load_llama(find_smollm2_gguf(), n_ctx=2048, n_threads=1, n_batch=512, seed=0)
+    yield llama
+    llama.close()
 
 
 class SpyBackend:
@@ -94,6 +153,9 @@ class SpyBackend:
         self.calls += 1
         async for event in self.inner.stream(prepared, deadline=deadline):
             yield event
+
+    def health(self) -> BackendHealth:
+        return self.inner.health()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -16,6 +16,9 @@ from bme.node.app import CHAT_PATH
 from bme.node.auth import HEADER_SIGNATURE, issue_token, sign_request
 
 from .conftest import MODEL, PROMPT, Node, chat_body
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 
 def assert_openai_error(
@@ -45,7 +48,7 @@ def metric(node: Node, name: str, **labels: str) -> float:
 # --- completions and usage ----------------------------------------------------------------------------------
 
 
-def test_chat_completion_reports_exact_usage(node: Node) -> None:
+def test_chat_completion_reports_exact_usage(node: Node, reference_llama: Llama) -> None:
     response = node.chat(chat_body(max_tokens=10))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -54,7 +57,7 @@ def test_chat_completion_reports_exact_usage(node: Node) -> None:
     choice = body["choices"][0]
     assert choice["message"]["role"] == "assistant"
     assert choice["finish_reason"] == "length"
-    llama = node.spy.inner.llama  # type: ignore[attr-defined]
+    llama = reference_llama
     templated = (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
         f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"

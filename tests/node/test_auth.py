@@ -21,6 +21,8 @@ from bme.node.auth import (
 )
 from bme.node.errors import Unauthorized
 
+pytestmark = pytest.mark.pure
+
 PATH = "/v1/chat/completions"
 BODY = b'{"model":"m","messages":[]}'
 NOW = 1_800_000_000

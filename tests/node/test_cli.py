@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -19,9 +20,13 @@ from bme.node.app import CHAT_PATH
 from bme.node.auth import sign_request
 from bme.node.bench import run_node_bench
 from bme.node.cli import operator_app
+from bme.node.embedded import EmbeddedBackend
 from bme.node.server import free_port
 
 from .conftest import MODEL, chat_body
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 SERVE = "from bme.node.cli import operator_app; operator_app(prog_name='bme operator')"
 
@@ -81,6 +86,7 @@ def test_serve_runs_the_embedded_node_until_interrupted(
                 assert time.monotonic() < deadline, "the node did not come up"
                 time.sleep(0.1)
         assert health["backend"] == "embedded" and health["model"] == MODEL
+        assert_model_runs_outside(process.pid)
         raw = json.dumps(chat_body(max_tokens=3)).encode()
         headers = sign_request(relayer, "POST", CHAT_PATH, raw, operator=operator.address)
         answer = httpx.post(f"{url}{CHAT_PATH}", content=raw, headers=headers, timeout=60)
@@ -91,11 +97,28 @@ def test_serve_runs_the_embedded_node_until_interrupted(
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 130, output  # the conventional exit status after Ctrl-C
     assert f"operator node: SmolLM2-135M-Instruct (embedded) on http://127.0.0.1:{port}" in output
+    assert "model runtime: llama-cpp-python" in output and "; fits" in output  # which build runs
     assert "Application shutdown complete" in output
 
 
-def test_node_bench_measures_node_and_direct_side_by_side() -> None:
-    result = run_node_bench(max_tokens=8, concurrency=2, repeats=2)
+def assert_model_runs_outside(server_pid: int) -> None:
+    """The server process has not loaded the model runtime's library; its one worker process has."""
+    maps = Path(f"/proc/{server_pid}/maps")
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children")
+    if not maps.exists() or not children.exists():
+        return  # not Linux: nothing to look at
+    assert "libllama" not in maps.read_text()
+    [worker] = children.read_text().split()
+    assert "libllama" in Path(f"/proc/{worker}/maps").read_text()
+
+
+def test_node_bench_measures_node_and_direct_side_by_side(
+    embedded: EmbeddedBackend, reference_llama: Llama, make_settings: Any
+) -> None:
+    settings = make_settings(n_threads=1)  # the settings the shared model instances were loaded with
+    result = run_node_bench(
+        max_tokens=8, concurrency=2, repeats=2, settings=settings, backend=embedded, direct=reference_llama
+    )
     overhead = result["overhead"]
     assert overhead["completion_tokens"] == 8
     assert overhead["same_usage"] and overhead["same_text"]

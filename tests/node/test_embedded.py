@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bme.node.backends import ChatMessage, ChatParams, Completion, Finished, TextDelta
-from bme.node.embedded import EmbeddedBackend, stop_holdback
+from bme.node.embedded import EmbeddedBackend
 from bme.node.errors import ModelFileNotFound, PromptTooLarge
 from bme.node.model_files import SMOLLM2_GGUF, check_gguf, find_smollm2_gguf, resolve_model_path
+from bme.node.stops import stop_holdback
 
 from .conftest import PROMPT
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 # SmolLM2's chat template (GGUF metadata) adds this system turn when the messages have none.
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -74,10 +78,12 @@ def test_model_path_must_be_a_gguf_file(tmp_path: Path) -> None:
         resolve_model_path(tmp_path / "missing.gguf")
 
 
-def test_prompt_tokens_equal_the_tokenizer_count_of_the_templated_prompt(embedded: EmbeddedBackend) -> None:
+def test_prompt_tokens_equal_the_tokenizer_count_of_the_templated_prompt(
+    embedded: EmbeddedBackend, reference_llama: Llama
+) -> None:
     for content in (PROMPT, "Hi", "Ünïcödé — 日本語のテキスト 🎨"):
         expected = len(
-            embedded.llama.tokenize(chatml(("user", content)).encode(), add_bos=False, special=True)
+            reference_llama.tokenize(chatml(("user", content)).encode(), add_bos=False, special=True)
         )
         result = run(embedded, params(content, max_tokens=2))
         assert result.usage.prompt_tokens == expected
@@ -88,22 +94,26 @@ def test_prompt_tokens_equal_the_tokenizer_count_of_the_templated_prompt(embedde
     )
     text = chatml(("system", "Answer in French."), ("user", "Hello"))
     assert run(embedded, with_system).usage.prompt_tokens == len(
-        embedded.llama.tokenize(text.encode(), add_bos=False, special=True)
+        reference_llama.tokenize(text.encode(), add_bos=False, special=True)
     )
 
 
-def test_completion_tokens_equal_the_tokens_generated(embedded: EmbeddedBackend) -> None:
+def test_completion_tokens_equal_the_tokens_generated(
+    embedded: EmbeddedBackend, reference_llama: Llama
+) -> None:
     result = run(embedded, params(max_tokens=12))
     assert result.finish_reason == "length"
     assert result.usage.completion_tokens == 12
-    retokenized = embedded.llama.tokenize(result.text.encode(), add_bos=False, special=False)
+    retokenized = reference_llama.tokenize(result.text.encode(), add_bos=False, special=False)
     assert len(retokenized) == 12
 
 
-def test_usage_and_text_match_llama_cpp_python_directly(embedded: EmbeddedBackend) -> None:
+def test_usage_and_text_match_llama_cpp_python_directly(
+    embedded: EmbeddedBackend, reference_llama: Llama
+) -> None:
     for content, max_tokens in ((PROMPT, 20), ("What is 2+2? Answer with one word.", 40)):
         node = run(embedded, params(content, max_tokens=max_tokens, seed=0))
-        direct: Any = embedded.llama.create_chat_completion(
+        direct: Any = reference_llama.create_chat_completion(
             messages=[{"role": "user", "content": content}], max_tokens=max_tokens, temperature=0, seed=0
         )
         assert node.text == direct["choices"][0]["message"]["content"]
@@ -114,13 +124,15 @@ def test_usage_and_text_match_llama_cpp_python_directly(embedded: EmbeddedBacken
         )
 
 
-def test_short_answer_stops_at_end_of_turn_without_counting_it(embedded: EmbeddedBackend) -> None:
+def test_short_answer_stops_at_end_of_turn_without_counting_it(
+    embedded: EmbeddedBackend, reference_llama: Llama
+) -> None:
     result = run(embedded, params("What is 2+2? Answer with one word.", max_tokens=40))
     assert result.finish_reason == "stop"
     assert 0 < result.usage.completion_tokens < 40
     assert "<|im_end|>" not in result.text
     assert result.usage.completion_tokens == len(
-        embedded.llama.tokenize(result.text.encode(), add_bos=False, special=False)
+        reference_llama.tokenize(result.text.encode(), add_bos=False, special=False)
     )
 
 
@@ -175,3 +187,19 @@ def test_prompt_plus_max_tokens_over_the_context_is_refused(embedded: EmbeddedBa
         asyncio.run(embedded.prepare(params(max_tokens=embedded.n_ctx), default_max_tokens=8))
     prepared = asyncio.run(embedded.prepare(params(max_tokens=None), default_max_tokens=8))
     assert prepared.max_tokens == 8
+
+
+def test_count_prompt_tokens_equals_the_prepared_prompt(embedded: EmbeddedBackend) -> None:
+    p = params("Count me, please.")
+    prepared = asyncio.run(embedded.prepare(p, default_max_tokens=8))
+    assert embedded.count_prompt_tokens(p) == prepared.prompt_tokens
+
+
+def test_prompt_tokens_match_the_quote_of_the_user_side(embedded: EmbeddedBackend) -> None:
+    """What a user is quoted (counted in the user's process with `bme.node.embedded.ChatTemplate`) is what
+    the node then charges (counted in its model worker)."""
+    from bme.user.prompt_tokens import count_prompt_tokens
+
+    quoted = count_prompt_tokens(PROMPT, "SmolLM2-135M-Instruct")
+    assert quoted.exact
+    assert quoted.count == embedded.count_prompt_tokens(params(PROMPT))

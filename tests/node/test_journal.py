@@ -13,6 +13,8 @@ import pytest
 from bme.node.errors import InvalidRequest
 from bme.node.journal import JobJournal
 
+pytestmark = pytest.mark.pure
+
 
 def _producer(calls: list[int], delay: float = 0.0) -> Any:
     async def produce() -> dict[str, Any]:

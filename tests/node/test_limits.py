@@ -9,6 +9,8 @@ import pytest
 from bme.node.errors import ServerBusy
 from bme.node.limits import AdmissionGate
 
+pytestmark = pytest.mark.pure
+
 
 def test_gate_admits_up_to_its_slots_then_queues_then_refuses() -> None:
     async def scenario() -> None:

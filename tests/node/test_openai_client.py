@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import openai
 import pytest
 from openai import OpenAI
@@ -10,6 +12,9 @@ from bme.node.auth import issue_token
 
 from .conftest import MODEL, PROMPT, Node
 
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
 
 @pytest.fixture
 def client(node: Node) -> OpenAI:
@@ -17,7 +22,7 @@ def client(node: Node) -> OpenAI:
     return OpenAI(base_url=f"{node.url}/v1", api_key=token, max_retries=0, timeout=120)
 
 
-def test_openai_client_chat_completion(client: OpenAI, node: Node) -> None:
+def test_openai_client_chat_completion(client: OpenAI, reference_llama: Llama) -> None:
     completion = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": PROMPT}], max_tokens=10, temperature=0, seed=0
     )
@@ -28,8 +33,7 @@ def test_openai_client_chat_completion(client: OpenAI, node: Node) -> None:
     assert text
     assert completion.usage is not None
     assert completion.usage.completion_tokens == 10
-    llama = node.spy.inner.llama  # type: ignore[attr-defined]
-    assert len(llama.tokenize(text.encode(), add_bos=False, special=False)) == 10
+    assert len(reference_llama.tokenize(text.encode(), add_bos=False, special=False)) == 10
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + 10
 
 

@@ -1,8 +1,8 @@
-"""Hypothesis profiles for the chain-versus-model state machines, which run every step on anvil and on the model.
+"""Hypothesis profiles for the chain-versus-model state machines (every step runs on anvil and on the model).
 
-`make test` (and CI) runs the "standard" profile, sized so the whole suite stays within about 12 minutes on 2
-cores. `BME_PROPERTY_PROFILE=thorough make test` runs 20 examples of 30 steps each (several minutes more for these
-tests alone): run it after a change to the contracts or the reference model.
+`make test` (and CI) runs the "standard" profile, sized so the whole suite stays within about 12 minutes on
+2 cores. `BME_PROPERTY_PROFILE=thorough make test` runs 20 examples of 30 steps each (several minutes more
+for these tests alone): run it after a change to the contracts or the reference model.
 """
 
 import os

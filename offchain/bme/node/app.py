@@ -1,9 +1,10 @@
-"""The node's HTTP API: OpenAI's `/v1/chat/completions` and `/v1/models`, plus `/healthz` and `/metrics`.
+"""The node's HTTP API: OpenAI's `/v1/chat/completions` and `/v1/models`, plus health, readiness and metrics.
 
 A chat completion goes through, in order: the body size limit (413), the relayer's credential (401), JSON
 and field validation (400), the model id (404), the `max_tokens` and prompt limits (400), admission to a
 completion slot (503 with Retry-After when the queue is full), then the backend, within the request
-timeout (504). Nothing before admission runs the model. Every error is an OpenAI-style error object.
+timeout (504); a model runtime that crashes under a request answers it with a 503 naming the crash.
+Nothing before admission runs the model. Every error is an OpenAI-style error object.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from bme.node.settings import NodeSettings
 log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
-_ENDPOINTS = {CHAT_PATH, "/v1/models", "/healthz", "/metrics"}
+_ENDPOINTS = {CHAT_PATH, "/v1/models", "/healthz", "/readyz", "/metrics"}
 
 
 def create_app(
@@ -68,6 +69,7 @@ def create_app(
         slots=settings.max_concurrency, max_queue=settings.max_queue, retry_after_s=settings.retry_after_s
     )
     metrics.watch_gate(lambda: gate.waiting, lambda: gate.active)
+    metrics.watch_backend(lambda: float(backend.health().ready), lambda: backend.health().restarts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,9 +92,12 @@ def create_app(
     _install_error_handlers(app, metrics)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return {
-            "status": "ok",
+    async def healthz() -> Response:
+        """The node's state. 200 while the process can answer (also while its model runtime restarts, with
+        `status` "restarting" and the `reason`); 503 once it has given up and is about to exit."""
+        health = backend.health()
+        body: dict[str, Any] = {
+            "status": "ok" if health.ready else "failed" if health.failed else "restarting",
             "backend": backend.kind,
             "model": backend.model_id,
             "running": gate.active,
@@ -102,6 +107,20 @@ def create_app(
             "jobs_executed": journal.executed,
             "jobs_replayed": journal.replayed,
         }
+        if health.reason is not None:
+            body["reason"] = health.reason
+        if health.restarts:
+            body["model_restarts"] = health.restarts
+        return JSONResponse(body, status_code=503 if health.failed else 200)
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """200 when a completion can start now; 503 with the reason while the model runtime is down."""
+        health = backend.health()
+        body: dict[str, Any] = {"ready": health.ready}
+        if health.reason is not None:
+            body["reason"] = health.reason
+        return JSONResponse(body, status_code=200 if health.ready else 503)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

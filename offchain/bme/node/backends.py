@@ -1,6 +1,6 @@
 """What the HTTP layer needs from whatever produces completions, and the values that cross that line.
 
-Two implementations: `bme.node.embedded.EmbeddedBackend` (llama-cpp-python in this process) and
+Two implementations: `bme.node.embedded.EmbeddedBackend` (llama-cpp-python in supervised worker processes) and
 `bme.node.upstream.UpstreamBackend` (any OpenAI-compatible server over HTTP). `build_backend` picks one
 from the settings.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from bme.node.settings import NodeSettings
+if TYPE_CHECKING:
+    from bme.node.settings import NodeSettings
 
 FinishReason = Literal["stop", "length"]
 
@@ -88,6 +89,19 @@ class Completion:
     usage: Usage
 
 
+@dataclass(frozen=True)
+class BackendHealth:
+    """Whether a backend can serve now, and if not, why (for /healthz, /readyz and the node's exit)."""
+
+    ready: bool
+    reason: str | None = None
+    """Why it is not ready, or what is wrong while it still serves (a worker restarting beside others)."""
+    failed: bool = False
+    """It gave up (e.g. the model runtime kept crashing on restart): the node should stop, naming `reason`."""
+    restarts: int = 0
+    """Model runtime restarts since the backend started."""
+
+
 class Backend(Protocol):
     """Produces chat completions with exact token usage.
 
@@ -115,6 +129,10 @@ class Backend(Protocol):
         """Text deltas, then exactly one `Finished`."""
         ...
 
+    def health(self) -> BackendHealth:
+        """Cheap and non-blocking: the health endpoints call it on the event loop."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -131,7 +149,8 @@ async def collect(events: AsyncGenerator[StreamEvent, None]) -> Completion:
 
 
 def build_backend(settings: NodeSettings) -> Backend:
-    """The backend the settings ask for; the embedded one loads its model here (a second or so)."""
+    """The backend the settings ask for; the embedded one starts its model workers here and returns once
+    each has loaded the model and generated a token (a second or so), or raises `ModelRuntimeFailed`."""
     if settings.backend == "upstream":
         from bme.node.upstream import UpstreamBackend
 

@@ -7,22 +7,25 @@ Everything is measured side by side in one run, in one process, on one loaded mo
 - concurrent: `concurrency` streamed requests sent at once, their aggregate tokens per second and
   times to first token (the node queues what its slots cannot run at once);
 - overhead: the same prompt and `max_tokens` through the node (non-streamed, signed, over loopback HTTP)
-  and through llama-cpp-python's `create_chat_completion` on the same model instance, interleaved; the
-  ratio of the medians is the node's cost (HTTP, auth, validation, queueing, the worker thread).
+  and through llama-cpp-python's `create_chat_completion` on a model instance loaded in this process with
+  the node's settings, interleaved; the ratio of the medians is the node's cost (HTTP, auth, validation,
+  queueing, and the hop to and from the model worker process).
+
+The direct instance is the only llama-cpp-python in this process: the node's own run in its workers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
 import statistics
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account import Account
@@ -32,8 +35,12 @@ from bme.node.app import CHAT_PATH, create_app
 from bme.node.auth import sign_request
 from bme.node.embedded import EmbeddedBackend
 from bme.node.errors import NodeError
+from bme.node.model_files import resolve_model_path
 from bme.node.server import BackgroundServer
 from bme.node.settings import NodeSettings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 DEFAULT_PROMPT = "Write a long story about a robot who learns to paint, with many details."
 SEED = 0
@@ -109,9 +116,9 @@ class _Client:
         self._http.close()
 
 
-def _direct(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> tuple[float, dict[str, Any]]:
+def _direct(llama: Llama, prompt: str, max_tokens: int) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
-    result = backend.llama.create_chat_completion(
+    result = llama.create_chat_completion(
         messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0, seed=SEED
     )
     elapsed = time.perf_counter() - started
@@ -119,10 +126,10 @@ def _direct(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> tuple[flo
     return elapsed, dict(result)
 
 
-def _direct_ttft(backend: EmbeddedBackend, prompt: str, max_tokens: int) -> float:
+def _direct_ttft(llama: Llama, prompt: str, max_tokens: int) -> float:
     """Time to the first text of llama-cpp-python's own streaming chat completion."""
     started = time.perf_counter()
-    chunks: Any = backend.llama.create_chat_completion(
+    chunks: Any = llama.create_chat_completion(
         messages=[{"role": "user", "content": prompt}],
         max_tokens=max_tokens,
         temperature=0,
@@ -147,8 +154,14 @@ def run_node_bench(
     repeats: int = 5,
     prompt: str = DEFAULT_PROMPT,
     settings: NodeSettings | None = None,
+    backend: EmbeddedBackend | None = None,
+    direct: Llama | None = None,
 ) -> dict[str, Any]:
-    """Loads the embedded model, serves it on loopback and measures; returns the figures (see module doc)."""
+    """Starts the embedded model, serves it on loopback and measures; returns the figures (see module doc).
+
+    A `backend` and a `direct` instance already loaded (with the same settings) are used as they are and
+    left open: the tests share theirs with the benchmark instead of loading the model twice more.
+    """
     relayer: LocalAccount = Account.create()
     operator: LocalAccount = Account.create()
     settings = settings or NodeSettings(
@@ -160,23 +173,37 @@ def run_node_bench(
     settings = settings.model_copy(
         update={"trusted_relayer": relayer.address, "operator_address": operator.address}
     )
-    loaded_at = time.perf_counter()
-    backend = EmbeddedBackend.from_settings(settings)
-    load_s = time.perf_counter() - loaded_at
-    app = create_app(settings, backend)
-    try:
-        with BackgroundServer(app) as server:
-            client = _Client(server.url, relayer, operator.address, backend.model_id)
-            try:
-                return _measure(client, backend, settings, prompt, max_tokens, concurrency, repeats, load_s)
-            finally:
-                client.close()
-    finally:
-        asyncio.run(backend.aclose())
+    with ExitStack() as owned:
+        loaded_at = time.perf_counter()
+        if backend is None:
+            backend = EmbeddedBackend.from_settings(settings)
+            owned.callback(backend.close)
+        load_s = time.perf_counter() - loaded_at
+        if direct is None:
+            direct = _load_direct(settings)
+            owned.callback(direct.close)
+        server = owned.enter_context(BackgroundServer(create_app(settings, backend)))
+        client = _Client(server.url, relayer, operator.address, backend.model_id)
+        owned.callback(client.close)
+        return _measure(client, direct, backend, settings, prompt, max_tokens, concurrency, repeats, load_s)
+
+
+def _load_direct(settings: NodeSettings) -> Llama:
+    """llama-cpp-python in this process, loaded as the node's workers load it, for the direct figures."""
+    from bme.node.engine import load_llama
+
+    return load_llama(
+        resolve_model_path(settings.model_path),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.threads_per_instance,
+        n_batch=settings.n_batch,
+        seed=settings.seed,
+    )
 
 
 def _measure(
     client: _Client,
+    direct: Llama,
     backend: EmbeddedBackend,
     settings: NodeSettings,
     prompt: str,
@@ -186,7 +213,7 @@ def _measure(
     load_s: float,
 ) -> dict[str, Any]:
     # Warm up both paths (first-call allocations, page cache).
-    _direct(backend, prompt, max_tokens)
+    _direct(direct, prompt, max_tokens)
     client.complete(prompt, max_tokens)
 
     # Overhead: node vs direct, interleaved, alternating which goes first.
@@ -198,7 +225,7 @@ def _measure(
         order = ("direct", "node") if i % 2 == 0 else ("node", "direct")
         for which in order:
             if which == "direct":
-                elapsed, reference = _direct(backend, prompt, max_tokens)
+                elapsed, reference = _direct(direct, prompt, max_tokens)
                 direct_s.append(elapsed)
             else:
                 started = time.perf_counter()
@@ -211,13 +238,12 @@ def _measure(
         reference["choices"][0]["message"]["content"] == node_answer["choices"][0]["message"]["content"]
     )
 
-    # Single stream through the node.
     # Single stream through the node, and llama-cpp-python's own streaming for its time to first token.
     singles: list[_Streamed] = []
     direct_ttfts: list[float] = []
     for _ in range(repeats):
         singles.append(client.stream(prompt, max_tokens))
-        direct_ttfts.append(_direct_ttft(backend, prompt, max_tokens))
+        direct_ttfts.append(_direct_ttft(direct, prompt, max_tokens))
 
     # Concurrent streams through the node.
     results: list[_Streamed | BaseException] = []
@@ -255,6 +281,7 @@ def _measure(
             "platform": platform.platform(),
             "python": platform.python_version(),
             "llama_cpp_python": version("llama-cpp-python"),
+            "model_runtime_variant": backend.runtime.variant if backend.runtime else None,
         },
         "model": backend.model_id,
         "model_load_s": round(load_s, 3),

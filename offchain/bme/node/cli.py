@@ -32,7 +32,7 @@ def serve(
     host: str | None = typer.Option(None, help="Address to listen on [BME_NODE_HOST, default 127.0.0.1]."),
     port: int | None = typer.Option(None, help="Port [BME_NODE_PORT, default 8090]."),
     backend: str | None = typer.Option(
-        None, help="'embedded' (SmolLM2-135M-Instruct in-process) or 'upstream' [BME_NODE_BACKEND]."
+        None, help="'embedded' (SmolLM2-135M-Instruct on this machine) or 'upstream' [BME_NODE_BACKEND]."
     ),
     upstream_url: str | None = typer.Option(None, help="Upstream base URL, e.g. http://127.0.0.1:8000/v1."),
     upstream_model: str | None = typer.Option(None, help="Model name at the upstream server."),
@@ -51,10 +51,12 @@ def serve(
     ] = None,
     log_level: str = typer.Option("info", help="Logging level."),
 ) -> None:
-    """Serve /v1/chat/completions and /v1/models to the trusted relayer, plus /healthz and /metrics.
+    """Serve /v1/chat/completions and /v1/models to the trusted relayer, plus /healthz, /readyz and /metrics.
 
     Every setting can also come from a BME_NODE_* environment variable or .env; the options win.
     The upstream API key is read from BME_NODE_UPSTREAM_API_KEY only, so it stays out of the process list.
+    The embedded model is loaded and generates a token before the node listens; if its runtime cannot, or
+    later keeps crashing on restart, the node exits with code 1 and a one-line reason.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options: dict[str, Any] = {
@@ -77,17 +79,32 @@ def serve(
 
     from bme.node.app import create_app
     from bme.node.backends import build_backend
+    from bme.node.embedded import EmbeddedBackend
+    from bme.node.errors import ModelRuntimeFailed
     from bme.node.server import serve_forever
 
+    # Loads the model and generates a token before anything listens: a runtime that cannot run stops the
+    # node here, with ModelRuntimeFailed's one-line reason (`bme` prints it and exits 1).
     node_backend = build_backend(settings)
     app = create_app(settings, node_backend, owns_backend=True)  # closed on the server's loop at shutdown
+    if isinstance(node_backend, EmbeddedBackend) and node_backend.runtime is not None:
+        console.print(node_backend.runtime.line(), soft_wrap=True, markup=False, highlight=False)
     console.print(
         f"operator node: {node_backend.model_id} ({node_backend.kind}) "
         f"on http://{settings.host}:{settings.port}, "
         f"trusting relayer {settings.trusted_relayer} for operator {settings.operator_address}",
         soft_wrap=True,
     )
-    serve_forever(app, settings.host, settings.port, log_level=log_level.lower())
+    serve_forever(
+        app,
+        settings.host,
+        settings.port,
+        log_level=log_level.lower(),
+        stop_when=lambda: node_backend.health().failed,
+    )
+    health = node_backend.health()
+    if health.failed:
+        raise ModelRuntimeFailed(health.reason or "the model runtime failed")
 
 
 def _settings_problems(exc: ValidationError) -> str:

@@ -1,182 +1,141 @@
-"""The embedded backend: a GGUF model run in this process on the CPU by llama-cpp-python.
+"""The embedded backend: a GGUF model run on the CPU by llama-cpp-python, in supervised worker processes.
 
-The prompt is the model's own chat template (from the GGUF metadata) rendered and tokenized exactly as
-llama-cpp-python's `create_chat_completion` does, and the generation loop counts the tokens it samples,
-so usage is exact in both plain and streaming responses: prompt tokens are the tokenized prompt, and
-completion tokens are the tokens sampled, not counting the end-of-generation token (llama-cpp-python's
-own convention, so the node's figures equal a direct call's).
+The HTTP server's process never imports llama_cpp: the model runs in worker processes (`bme.node.worker`,
+started and restarted by `bme.node.supervisor`), so a crash of the native runtime (SIGILL from a build for
+another CPU, a segfault) costs the requests it was running a 503 that names the crash, not the node.
+This class speaks the `Backend` protocol over them: a prompt is rendered in the model's chat template and
+tokenized by a worker (`prepare`), then a free worker generates it, sending text token by token when
+streaming and all at once otherwise.
 
-Each model instance serves one completion at a time on a worker thread; `max_concurrency` instances are
-loaded (the weights are memory-mapped, so instances share them) and the cores are shared out among them.
+Usage is exact, as llama-cpp-python counts it (see `bme.node.engine`): prompt tokens are the tokenized
+templated prompt, completion tokens are the tokens sampled, not counting the end-of-generation token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
-import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import llama_cpp
-from llama_cpp import Llama
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from itertools import count
+from typing import TYPE_CHECKING, Any
 
 from bme.node.backends import (
+    BackendHealth,
     ChatParams,
     Completion,
     Finished,
-    FinishReason,
     PreparedChat,
     StreamEvent,
-    TextDelta,
-    Usage,
     collect,
 )
-from bme.node.errors import InvalidRequest, NodeError, PromptTooLarge, RequestTimeout
+from bme.node.errors import NodeError, PromptTooLarge, RequestTimeout
 from bme.node.model_files import resolve_model_path
+from bme.node.runtime import RuntimeReport
 from bme.node.settings import NodeSettings
+from bme.node.stops import stop_holdback as stop_holdback
+from bme.node.supervisor import RestartPolicy, Supervisor
+from bme.node.wire import Generate, Prepare, Prepared, WorkerConfig
+from bme.node.worker_process import Sink, WorkerProcess
+
+if TYPE_CHECKING:
+    from bme.node.engine import ChatTemplate as ChatTemplate
 
 log = logging.getLogger(__name__)
 
-CHAT_FORMAT = "chat_template.default"
-"""llama-cpp-python's name for the GGUF's own chat template; loading with it makes a direct
-`create_chat_completion` use the same prompt as the node."""
+HANG_GRACE_S = 10.0
+"""How long past a request's deadline a worker may stay silent before it is taken for hung and killed
+(it stops at the deadline itself; only a runtime stuck in native code overruns)."""
 
-# llama-cpp-python's create_chat_completion defaults for the samplers OpenAI's API has no field for.
-TOP_K = 40
-MIN_P = 0.05
-_INSTANCE_POLL_S = 0.05
+PREPARE_TIMEOUT_S = 30.0
+"""Longest a worker may take to render and tokenize a prompt (milliseconds, normally)."""
 
 
-def load_llama(model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int, seed: int) -> Llama:
-    """One llama-cpp-python model instance, quiet, using the GGUF's chat template."""
-    return Llama(
-        model_path=str(model_path),
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        n_threads_batch=n_threads,
-        n_batch=n_batch,
-        seed=seed,
-        chat_format=CHAT_FORMAT,
-        verbose=False,
-    )
+def __getattr__(name: str) -> Any:
+    """`ChatTemplate` for code that renders prompts in its own process (it imports llama_cpp there)."""
+    if name == "ChatTemplate":
+        from bme.node.engine import ChatTemplate
+
+        return ChatTemplate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class _Prompt:
-    token_ids: list[int]
-    stop: tuple[str, ...]
+class _Job:
+    """One completion's link to the worker running it, so that a client who leaves can stop it."""
+
+    def __init__(self, request_id: int) -> None:
+        self.id = request_id
+        self.cancelled = threading.Event()
+        self.finished = False
+        self.worker: WorkerProcess | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, worker: WorkerProcess) -> bool:
+        with self._lock:
+            if self.cancelled.is_set():
+                return False
+            self.worker = worker
+            return True
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.cancelled.set()
+            worker = self.worker
+        if worker is not None:
+            worker.cancel(self.id)
 
 
-class ChatTemplate:
-    """The model's chat template, rendered and tokenized as llama-cpp-python's chat handler does."""
-
-    def __init__(self, llama: Llama) -> None:
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise NodeError("the model file has no chat template (tokenizer.chat_template)")
-        eos_id, bos_id = llama.token_eos(), llama.token_bos()
-        self._eos_token = _token_text(llama, eos_id)
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._eos_token,
-            bos_token=_token_text(llama, bos_id),
-            stop_token_ids=[eos_id],
-        )
-        self._llama = llama
-
-    def render(self, params: ChatParams) -> _Prompt:
-        messages: list[Any] = [{"role": m.role, "content": m.content} for m in params.messages]
-        try:
-            result = self._formatter(messages=messages)
-        except Exception as exc:  # the template may raise_exception() on, e.g., a bad role order
-            raise InvalidRequest(
-                f"The messages do not fit the model's chat template: {exc}", param="messages"
-            ) from exc
-        token_ids = self._llama.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
-        template_stops = [result.stop] if isinstance(result.stop, str) else list(result.stop or [])
-        return _Prompt(token_ids=token_ids, stop=(*params.stop, *template_stops))
-
-
-def _token_text(llama: Llama, token_id: int) -> str:
-    if token_id < 0:
-        return ""
-    return llama.detokenize([token_id], special=True).decode("utf-8", errors="ignore")
-
-
-def _eog_tokens(llama: Llama) -> frozenset[int]:
-    """Every end-of-generation token of the vocabulary (EOS, end-of-turn, ...)."""
-    vocab = llama._model.vocab  # llama-cpp-python exposes no public handle for llama_vocab_is_eog
-    return frozenset(t for t in range(llama.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t))
-
-
-def stop_holdback(text: str, stops: Sequence[str]) -> int:
-    """How many characters at the end of `text` could start a stop string, so must not be sent yet."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:size]):
-                longest = size
-                break
-    return longest
-
-
-Sink = Callable[[StreamEvent | NodeError], None]
+_HUNG = object()
 
 
 class EmbeddedBackend:
-    """Completions from llama-cpp-python model instances in this process."""
+    """Completions from llama-cpp-python model instances in supervised worker processes."""
 
-    def __init__(
-        self,
-        instances: Sequence[Llama],
-        *,
-        model_id: str,
-        default_seed: int = 0,
-    ) -> None:
-        if not instances:
-            raise ValueError("at least one model instance is needed")
+    def __init__(self, supervisor: Supervisor, *, model_id: str, slots: int) -> None:
+        """Takes a started supervisor (see `from_settings`)."""
+        if supervisor.ready_info is None:
+            raise ValueError("the supervisor must be started")
+        self._supervisor = supervisor
         self._model_id = model_id
-        self._default_seed = default_seed
-        self._template = ChatTemplate(instances[0])
-        self._eog = _eog_tokens(instances[0])
-        self._n_ctx = instances[0].n_ctx()
-        self._pool: queue.Queue[Llama] = queue.Queue()
-        for instance in instances:
-            self._pool.put(instance)
-        self._instances = list(instances)
-        # Workers beyond the instances only wait for one; they let several servers share one backend.
-        self._executor = ThreadPoolExecutor(max_workers=len(instances) + 8, thread_name_prefix="bme-llama")
+        self._n_ctx = supervisor.ready_info.n_ctx
+        self._ids = count(1)
+        # Threads beyond the slots only wait for a worker; they let several servers share one backend.
+        self._executor = ThreadPoolExecutor(max_workers=slots + 8, thread_name_prefix="bme-embedded")
 
     @classmethod
     def from_settings(cls, settings: NodeSettings) -> EmbeddedBackend:
+        """Starts the workers and returns once each has loaded the model and generated a token.
+
+        Raises ModelRuntimeFailed with a one-line reason (the signal, when the runtime crashed) if not.
+        """
         path = resolve_model_path(settings.model_path)
-        started = time.perf_counter()
-        instances = [
-            load_llama(
-                path,
-                n_ctx=settings.n_ctx,
-                n_threads=settings.threads_per_instance,
-                n_batch=settings.n_batch,
-                seed=settings.seed,
-            )
-            for _ in range(settings.max_concurrency)
-        ]
-        log.info("loaded %s x%d in %.2fs", path.name, len(instances), time.perf_counter() - started)
-        return cls(
-            instances,
-            model_id=settings.served_model,
-            default_seed=settings.seed,
+        config = WorkerConfig(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.threads_per_instance,
+            n_batch=settings.n_batch,
+            seed=settings.seed,
         )
+        policy = RestartPolicy(
+            attempts=settings.worker_restart_attempts,
+            backoff_s=settings.worker_restart_backoff_s,
+            start_timeout_s=settings.worker_start_timeout_s,
+        )
+        supervisor = Supervisor(config, slots=settings.max_concurrency, policy=policy)
+        started = time.perf_counter()
+        supervisor.start()
+        log.info(
+            "loaded and warmed up %s in %d worker process%s in %.2fs",
+            path.name,
+            settings.max_concurrency,
+            "es" if settings.max_concurrency > 1 else "",
+            time.perf_counter() - started,
+        )
+        return cls(supervisor, model_id=settings.served_model, slots=settings.max_concurrency)
 
     @property
     def kind(self) -> str:
@@ -187,20 +146,33 @@ class EmbeddedBackend:
         return self._model_id
 
     @property
-    def llama(self) -> Llama:
-        """The first model instance (for tools that compare against llama-cpp-python directly)."""
-        return self._instances[0]
-
-    @property
     def n_ctx(self) -> int:
         return self._n_ctx
 
+    @property
+    def runtime(self) -> RuntimeReport | None:
+        """Which build of llama-cpp-python the workers run, and whether it fits its CPU baseline."""
+        return self._supervisor.runtime
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the model workers that are up."""
+        return self._supervisor.pids
+
+    def health(self) -> BackendHealth:
+        return self._supervisor.health()
+
     def count_prompt_tokens(self, params: ChatParams) -> int:
-        """The exact prompt size of a request, chat template included."""
-        return len(self._template.render(params).token_ids)
+        """The exact prompt size of a request, chat template included (blocks; not for the event loop)."""
+        future = self._supervisor.any_worker().call(Prepare(next(self._ids), params))
+        return len(future.result(timeout=PREPARE_TIMEOUT_S).token_ids)
 
     async def prepare(self, params: ChatParams, *, default_max_tokens: int) -> PreparedChat:
-        prompt = await asyncio.to_thread(self._template.render, params)
+        future = self._supervisor.any_worker().call(Prepare(next(self._ids), params))
+        try:
+            prompt: Prepared = await asyncio.wait_for(asyncio.wrap_future(future), PREPARE_TIMEOUT_S)
+        except TimeoutError:
+            raise RequestTimeout("The model did not tokenize the prompt in time.") from None
         n_prompt = len(prompt.token_ids)
         room = self._n_ctx - n_prompt
         if params.max_tokens is None:
@@ -227,14 +199,11 @@ class EmbeddedBackend:
             frequency_penalty=params.frequency_penalty,
         )
         return PreparedChat(
-            params=merged,
-            max_tokens=max_tokens,
-            prompt_tokens=n_prompt,
-            prompt_token_ids=tuple(prompt.token_ids),
+            params=merged, max_tokens=max_tokens, prompt_tokens=n_prompt, prompt_token_ids=prompt.token_ids
         )
 
     async def complete(self, prepared: PreparedChat, *, deadline: float) -> Completion:
-        # The text crosses from the worker thread once, at the end, not token by token.
+        # The text crosses from the worker once, at the end, not token by token.
         return await collect(self._events(prepared, deadline, incremental=False))
 
     def stream(self, prepared: PreparedChat, *, deadline: float) -> AsyncGenerator[StreamEvent, None]:
@@ -244,129 +213,81 @@ class EmbeddedBackend:
         self, prepared: PreparedChat, deadline: float, *, incremental: bool
     ) -> AsyncGenerator[StreamEvent, None]:
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[StreamEvent | NodeError] = asyncio.Queue()
-        cancel = threading.Event()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        job = _Job(next(self._ids))
 
         def sink(item: StreamEvent | NodeError) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, item)
             except RuntimeError:  # the event loop is gone: nobody is listening any more
-                cancel.set()
+                job.cancel()
 
-        loop.run_in_executor(self._executor, self._run, prepared, sink, cancel, deadline, incremental)
+        loop.run_in_executor(self._executor, self._start, job, prepared, sink, deadline, incremental)
+        # A worker stops at the deadline itself; one that stays silent long after is stuck, not slow.
+        watchdog = loop.call_later(
+            max(0.0, deadline - time.monotonic()) + HANG_GRACE_S, events.put_nowait, _HUNG
+        )
         try:
             while True:
                 item = await events.get()
+                if item is _HUNG:
+                    raise self._hung(job)
                 if isinstance(item, NodeError):
+                    job.finished = True
                     raise item
                 yield item
                 if isinstance(item, Finished):
+                    job.finished = True
                     return
         finally:
-            cancel.set()
+            watchdog.cancel()
+            job.cancel()
 
-    def _run(
-        self, prepared: PreparedChat, sink: Sink, cancel: threading.Event, deadline: float, incremental: bool
+    def _start(
+        self, job: _Job, prepared: PreparedChat, sink: Sink, deadline: float, incremental: bool
     ) -> None:
-        """Worker thread: waits for a free instance, generates, reports events through `sink`."""
+        """Executor thread: waits for a free worker and starts the completion on it."""
         try:
-            llama = self._checkout(cancel, deadline)
-            if llama is None:
+            worker = self._supervisor.acquire(deadline, job.cancelled)
+            if worker is None:
                 return
-            try:
-                self._generate(llama, prepared, sink, cancel, deadline, incremental)
-            finally:
-                self._pool.put(llama)
+            if not job.attach(worker):
+                self._supervisor.release(worker)
+                return
+            assert prepared.prompt_token_ids is not None, "embedded requests are prepared by this backend"
+            request = Generate(
+                id=job.id,
+                prompt_ids=prepared.prompt_token_ids,
+                params=prepared.params,
+                max_tokens=prepared.max_tokens,
+                timeout_s=deadline - time.monotonic(),
+                incremental=incremental,
+            )
+            worker.generate(request, sink)
+            if job.cancelled.is_set():  # the client left while the request was on its way
+                worker.cancel(job.id)
         except NodeError as exc:
             sink(exc)
         except Exception as exc:
-            log.exception("embedded generation failed")
+            log.exception("starting an embedded completion failed")
             sink(NodeError(f"The model failed: {exc}"))
 
-    def _checkout(self, cancel: threading.Event, deadline: float) -> Llama | None:
-        while not cancel.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout("Timed out waiting for a free model instance.")
-            try:
-                return self._pool.get(timeout=min(remaining, _INSTANCE_POLL_S))
-            except queue.Empty:
-                continue
-        return None
+    def _hung(self, job: _Job) -> RequestTimeout:
+        worker = job.worker
+        if worker is not None:
+            log.error(
+                "%s (pid %d) is still busy %.0fs past its request's deadline; killing it",
+                worker.name,
+                worker.pid,
+                HANG_GRACE_S,
+            )
+            worker.kill(f"it was still busy {HANG_GRACE_S:.0f}s past its request's deadline")
+        return RequestTimeout("The completion did not finish in time.")
 
-    def _generate(
-        self,
-        llama: Llama,
-        prepared: PreparedChat,
-        sink: Sink,
-        cancel: threading.Event,
-        deadline: float,
-        incremental: bool,
-    ) -> None:
-        params = prepared.params
-        assert prepared.prompt_token_ids is not None, "embedded requests are prepared by this backend"
-        prompt_ids = list(prepared.prompt_token_ids)
-        stops = params.stop
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
-        completion_ids: list[int] = []
-        text = ""  # the whole completion so far
-        sent = 0  # characters of `text` already sent
-        finish: FinishReason = "length"
-
-        llama.set_seed(self._default_seed if params.seed is None else params.seed)
-        tokens = llama.generate(
-            prompt_ids,
-            top_k=TOP_K,
-            top_p=params.top_p,
-            min_p=MIN_P,
-            temp=params.temperature,
-            repeat_penalty=1.0,
-            frequency_penalty=params.frequency_penalty,
-            presence_penalty=params.presence_penalty,
-        )
-        try:
-            for token in tokens:
-                if token in self._eog:
-                    finish = "stop"
-                    break
-                completion_ids.append(token)
-                # Pieces concatenate: llama.cpp's detokenizer needs no context (llama-cpp-python ignores
-                # prev_tokens); the incremental decoder holds back a character split across tokens.
-                text += decoder.decode(llama.detokenize([token]))
-                cut = _first_stop(text, stops, search_from=max(0, sent - _longest(stops)))
-                if cut is not None:
-                    text = text[:cut]
-                    finish = "stop"
-                    break
-                if len(completion_ids) >= prepared.max_tokens:
-                    break
-                ready = len(text) - stop_holdback(text, stops) if incremental else 0
-                if ready > sent:
-                    sink(TextDelta(text[sent:ready]))
-                    sent = ready
-                if cancel.is_set():
-                    return
-                if time.monotonic() > deadline:
-                    raise RequestTimeout(
-                        f"The completion did not finish in time ({len(completion_ids)} tokens made)."
-                    )
-        finally:
-            tokens.close()
-        if finish == "length":
-            text += decoder.decode(b"", final=True)  # drops a character cut off by the budget
-        if len(text) > sent:
-            sink(TextDelta(text[sent:]))
-        sink(Finished(finish, Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(completion_ids))))
+    def close(self) -> None:
+        """Stops the workers (blocking, for callers without an event loop)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._supervisor.close()
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _longest(stops: Sequence[str]) -> int:
-    return max((len(s) for s in stops), default=0)
-
-
-def _first_stop(text: str, stops: Sequence[str], *, search_from: int) -> int | None:
-    """Where the earliest stop string starts in `text`, looking only from `search_from` on."""
-    found = [i for i in (text.find(s, search_from) for s in stops if s) if i >= 0]
-    return min(found) if found else None
+        await asyncio.to_thread(self.close)

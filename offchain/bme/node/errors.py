@@ -92,6 +92,33 @@ class ServerBusy(NodeError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class ModelUnavailable(NodeError):
+    """The model runtime crashed or is restarting, so the request did not run (to the end) (503).
+
+    The message says what happened to the runtime (e.g. the signal that killed it), so that a client, and
+    the relayer's log, learn more than "Server disconnected".
+    """
+
+    status_code = 503
+    error_type = "server_error"
+    code = "model_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class ModelRuntimeFailed(NodeError):
+    """The model runtime could not start, or kept crashing on restart: the node cannot serve and stops.
+
+    Its message is one line naming the cause (the signal, the exit code or the error), for `bme operator
+    serve` to print before it exits non-zero.
+    """
+
+
 class RequestTimeout(NodeError):
     """The completion did not finish within the node's request timeout (504)."""
 

@@ -16,7 +16,8 @@ _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 
 class NodeMetrics:
-    """Requests, rejections, tokens in and out, latency, time to first token, queue depth, in-flight."""
+    """Requests, rejections, tokens in and out, latency, time to first token, queue depth, in-flight,
+    backend readiness and model runtime restarts."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -65,11 +66,26 @@ class NodeMetrics:
             "bme_node_queue_depth", "Requests waiting for a completion slot.", registry=r
         )
         self.inflight = Gauge("bme_node_inflight", "Completions running.", registry=r)
+        self.backend_ready = Gauge(
+            "bme_node_backend_ready",
+            "1 when a completion can start now, 0 while the model is down.",
+            registry=r,
+        )
+        self.model_restarts = Gauge(
+            "bme_node_model_restarts",
+            "Restarts of crashed model runtime workers since the node started.",
+            registry=r,
+        )
 
     def watch_gate(self, queued: Callable[[], float], active: Callable[[], float]) -> None:
         """Reads the queue depth and in-flight count from the gate at each scrape."""
         self.queue_depth.set_function(queued)
         self.inflight.set_function(active)
+
+    def watch_backend(self, ready: Callable[[], float], restarts: Callable[[], float]) -> None:
+        """Reads the backend's readiness and its model runtime restarts at each scrape."""
+        self.backend_ready.set_function(ready)
+        self.model_restarts.set_function(restarts)
 
     def record_usage(self, model: str, finish_reason: str, usage: Usage) -> None:
         self.prompt_tokens.labels(model).inc(usage.prompt_tokens)

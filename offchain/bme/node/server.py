@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -23,8 +24,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> uvicorn.Config:
-    # One event loop and h11 keep the node's own overhead small and predictable; the model work runs on
-    # the backend's threads, not the loop.
+    # One event loop and h11 keep the node's own overhead small and predictable; the model work runs
+    # elsewhere (the embedded backend's worker processes, or the upstream server), not on the loop.
     return uvicorn.Config(
         app,
         host=host,
@@ -37,9 +38,32 @@ def uvicorn_config(app: FastAPI, host: str, port: int, *, log_level: str = "info
     )
 
 
-def serve_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serves until interrupted (SIGINT/SIGTERM), then shuts down gracefully and re-raises the signal."""
-    uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level)).run()
+class _StoppableServer(uvicorn.Server):
+    """uvicorn's server, which also stops, gracefully, once `stop_when()` is true (checked every 0.1 s)."""
+
+    def __init__(self, config: uvicorn.Config, stop_when: Callable[[], bool]) -> None:
+        super().__init__(config)
+        self._stop_when = stop_when
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stop_when():
+            return True
+        return await super().on_tick(counter)
+
+
+def serve_forever(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    stop_when: Callable[[], bool] | None = None,
+) -> None:
+    """Serves until interrupted (SIGINT/SIGTERM: shuts down gracefully and re-raises the signal), or until
+    `stop_when()` is true (e.g. the model runtime cannot be restarted: shuts down gracefully and returns)."""
+    config = uvicorn_config(app, host, port, log_level=log_level)
+    server = _StoppableServer(config, stop_when) if stop_when is not None else uvicorn.Server(config)
+    server.run()
 
 
 class BackgroundServer:

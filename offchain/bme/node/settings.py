@@ -53,6 +53,17 @@ class NodeSettings(BaseSettings):
     )
     n_batch: int = Field(default=512, ge=1)
     seed: int = Field(default=0, ge=0, description="Sampling seed when the request gives none.")
+    worker_restart_attempts: int = Field(
+        default=5,
+        ge=0,
+        description="Consecutive failed restarts of a crashed model worker before the node gives up.",
+    )
+    worker_restart_backoff_s: float = Field(
+        default=0.5, gt=0, description="Wait before restarting a crashed model worker; doubles per failure."
+    )
+    worker_start_timeout_s: float = Field(
+        default=120.0, gt=0, description="Longest a model worker may take to load the model and warm up."
+    )
 
     # Upstream backend (any OpenAI-compatible server).
     upstream_url: str | None = Field(default=None, description="Base URL, e.g. http://127.0.0.1:8000/v1")

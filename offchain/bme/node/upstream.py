@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from bme.node.backends import (
+    BackendHealth,
     ChatParams,
     Completion,
     Finished,
@@ -162,6 +163,10 @@ class UpstreamBackend:
                 "The upstream server's stream reported no token usage (stream_options.include_usage)."
             )
         yield Finished(finish, usage)
+
+    def health(self) -> BackendHealth:
+        """Always ready: the node does not probe the upstream; a failing one gets its requests a 502."""
+        return BackendHealth(ready=True)
 
     async def aclose(self) -> None:
         await self._client.aclose()
