@@ -24,6 +24,8 @@ from web3 import Web3
 from bme.chain.client import ChainClient, Sent
 from bme.chain.deploy import Protocol, role
 from bme.chain.devnet import devnet_keys
+from bme.display import cmp as show_cmp
+from bme.display import eth as show_eth
 from bme.errors import BmeError, ChainError, ConfigError, ContractRevert
 
 #: Chain ids of local devnets (anvil and hardhat use 31337; ganache and geth's dev mode 1337).
@@ -86,13 +88,14 @@ def fund(protocol: Protocol, to: str, *, eth: int, cmp: int, faucet: LocalAccoun
     if cmp > have_cmp:
         raise ConfigError(
             f"the devnet faucet {faucet.address} (devnet account {FAUCET_INDEX}) holds "
-            f"{have_cmp / 10**18:,.6f} CMP, less than the {cmp / 10**18:,.6f} asked for: a devnet deployment "
+            f"{show_cmp(have_cmp)}, less than the {show_cmp(cmp)} asked for: a devnet deployment "
             "mints its reserve (`bme stack up`, or `ape run deploy` on a devnet)"
         )
     have_eth = int(client.w3.eth.get_balance(faucet.address))
     if eth > have_eth:
         raise ConfigError(
-            f"the devnet faucet {faucet.address} holds {have_eth / 10**18:,.6f} ETH, less than asked for"
+            f"the devnet faucet {faucet.address} holds {show_eth(have_eth)}, "
+            f"less than the {show_eth(eth)} asked for"
         )
     sent = []
     if eth:

@@ -8,7 +8,6 @@ sets the oracle's price; both push a fresh price right away, since the oracle re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +29,7 @@ from bme.cli.common import (
     usd,
 )
 from bme.commitment import job_hex
+from bme.display import local_time
 from bme.errors import ConfigError
 from bme.user.wallets import DEFAULT_WALLET_DIR, WalletDirOpt, resolve_wallet
 
@@ -47,7 +47,8 @@ def _devnet(rpc_url: str, deployment: Path) -> Protocol:
 
 
 def _when(timestamp: int) -> str:
-    return f"{timestamp} ({datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC)"
+    """A chain timestamp as a local date-time, with the unix seconds a contract call would take."""
+    return f"{local_time(timestamp)} (unix {timestamp})"
 
 
 def _refresh_price(protocol: Protocol) -> None:
@@ -125,7 +126,7 @@ def advance(
             job_id = _job_id(to_deadline)
             deadline = devnet_ops.job_deadline(protocol, job_id)
             before, now = devnet_ops.advance(protocol.client, to=deadline + 1)
-            console.print(f"job {job_hex(job_id)}: its deadline {deadline} has passed", soft_wrap=True)
+            console.print(f"job {job_hex(job_id)}: its deadline {_when(deadline)} has passed", soft_wrap=True)
         console.print(
             f"chain time {_when(now)}, {now - before:+,} s; epoch {int(escrow.currentEpoch().call())}",
             soft_wrap=True,
