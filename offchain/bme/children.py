@@ -144,6 +144,7 @@ class Watcher:
         self._on_death = on_death
         self._stop = threading.Event()
         self.death: Death | None = None
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="stack-watcher", daemon=True)
 
     def start(self) -> None:
@@ -161,6 +162,21 @@ class Watcher:
                 code = proc.popen.poll()
                 if code is None or proc.stopping or self._stop.is_set():
                     continue
-                self.death = Death(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
-                self._on_death(self.death)
+                self.notice(proc)
                 return
+
+    def notice(self, proc: Process) -> Death:
+        """Records the exit of `proc` as the death and reports it, unless a death was already recorded (by
+        this thread or one that saw the exit first, e.g. while waiting for `proc` to answer); returns the
+        death recorded. Every death is reported exactly once, whichever thread notices it."""
+        code = proc.popen.poll()
+        assert code is not None, f"{proc.name} is still running"
+        with self._lock:
+            first = self.death is None
+            if first:
+                self.death = Death(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
+        death = self.death
+        assert death is not None
+        if first:
+            self._on_death(death)
+        return death

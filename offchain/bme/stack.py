@@ -90,15 +90,21 @@ def port_taken(port: int) -> bool:
 
 
 def wait_http(
-    url: str, proc: Process | None = None, timeout: float = 60.0, check: Callable[[], None] | None = None
+    url: str,
+    proc: Process | None = None,
+    timeout: float = 60.0,
+    check: Callable[[], None] | None = None,
+    died: Callable[[Process], Death] | None = None,
 ) -> None:
-    """Waits until `url` answers 200; raises `ProcessDied` as soon as `proc` exits (or `check` raises)."""
+    """Waits until `url` answers 200; raises `ProcessDied` as soon as `proc` exits (or `check` raises).
+
+    `died` records the exit (a stack's watcher, so that it is reported once, with the log's tail)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check is not None:
             check()
         if proc is not None and not proc.alive():
-            raise ProcessDied(_death_of(proc))
+            raise ProcessDied((died or _death_of)(proc))
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -216,7 +222,11 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._arm_main_thread()
-        self.anvil.start(self.work_dir)
+        try:
+            self.anvil.start(self.work_dir)
+        except ProcessDied:
+            assert self.anvil.process is not None
+            raise ProcessDied(self._watcher.notice(self.anvil.process)) from None
         self._watcher.start()
         client = ChainClient.connect(self.anvil.url)
         genesis: dict[str, int] = {u.address: self.config.user_funds for u in self.users}
@@ -323,7 +333,7 @@ class LocalStack:
 
     def node_ready(self, index: int, proc: Process, *, register: bool = True) -> None:
         """Waits until node `proc` of operator `index` answers, then registers it if it is not yet."""
-        wait_http(proc.url + "/healthz", proc, timeout=120, check=self.check)
+        wait_http(proc.url + "/healthz", proc, timeout=120, check=self.check, died=self._watcher.notice)
         operator = self.operators[index]
         if register and self.protocol.registry.functions.operatorOf(operator.address).call()[3] == 0:
             self.register_operator(index, proc.url)
@@ -365,7 +375,7 @@ class LocalStack:
 
     def relayer_ready(self, proc: Process) -> None:
         """Waits until relayer `proc` answers."""
-        wait_http(proc.url + "/healthz", proc, timeout=60, check=self.check)
+        wait_http(proc.url + "/healthz", proc, timeout=60, check=self.check, died=self._watcher.notice)
 
     # -- deaths and stopping ------------------------------------------------------------------------------
 
@@ -385,7 +395,7 @@ class LocalStack:
         """On the watcher's thread: report, wake the main thread, stop everything else."""
         with contextlib.suppress(Exception):
             self.config.on_death(death)
-        if self._main_ident is not None and not self._closing:
+        if self._main_ident is not None and not self._closing and threading.get_ident() != self._main_ident:
             with contextlib.suppress(OSError):
                 signal.pthread_kill(self._main_ident, DEATH_SIGNAL)
         self._stop_children(timeout=5.0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bme import children
 from bme.chain.deploy import SMOLLM2
 from bme.chain.devnet import free_port
 from bme.children import Death
@@ -43,6 +44,23 @@ def test_a_node_killed_by_a_signal_fails_the_waiting_thread_at_once(tmp_path: Pa
     assert str(caught.value).startswith(f"node-0 (pid {node.pid}) killed by SIGILL")
     assert [d.name for d in deaths] == ["node-0"]
     assert not relayer.alive() and stack.anvil.pid is None  # everything else stopped
+
+
+def test_a_death_seen_first_by_the_waiting_thread_is_reported_once_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node exits while `node_ready` waits for it (given an unknown backend, it exits at once), and the
+    watcher has not looked yet (here it looks every minute): the waiting thread records the death, so it is
+    reported once, with the node's last words."""
+    monkeypatch.setattr(children, "POLL_S", 60.0)
+    deaths: list[Death] = []
+    stack = LocalStack(StackConfig(work_dir=tmp_path, price_interval_s=0, on_death=deaths.append))
+    with pytest.raises(ProcessDied) as caught, stack:
+        stack.start_node(0, extra_env={**upstream_node(free_port()), "BME_NODE_BACKEND": "no-such-backend"})
+    assert [d.name for d in deaths] == ["node-0"] and caught.value.death is deaths[0]
+    assert deaths[0].returncode == 1
+    assert any("BME_NODE_BACKEND" in line for line in deaths[0].tail), deaths[0].tail
+    assert stack.death is deaths[0] and stack.anvil.pid is None
 
 
 def test_a_process_stopped_on_purpose_is_no_death(tmp_path: Path) -> None:

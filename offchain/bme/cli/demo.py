@@ -79,13 +79,14 @@ def run_demo(console: Console, max_tokens: int = 48, work_dir: Path | None = Non
         with stack:
             return _steps(console, stack, max_tokens, started)
     except Exception as exc:
-        if stack.death is None:
+        death = stack.death  # the stack records (and reports) a death whichever thread noticed it
+        if death is None:
             raise
         keep = True
         err.print(f"logs kept in {work}", soft_wrap=True)
         if isinstance(exc, ProcessDied):
             raise
-        raise ProcessDied(stack.death) from None
+        raise ProcessDied(death) from None
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
