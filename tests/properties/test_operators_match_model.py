@@ -261,7 +261,7 @@ def test_operators_and_model_agree_on_random_sequences(protocol: Deployed, chain
     OperatorsVersusModel.p = protocol
     OperatorsVersusModel.chain = chain
     # Longer sequences than the profile's: an operator's life spans registration, work, epochs and claims.
-    steps = max(settings.default.stateful_step_count, 40)
+    steps = 40 if settings.get_current_profile_name() == "thorough" else 30
     run_state_machine_as_test(
         OperatorsVersusModel, settings=settings(settings.default, stateful_step_count=steps)
     )

@@ -28,8 +28,8 @@ from .helpers import (
 
 JOBS = 1_000
 SEED = int(os.environ.get("BME_TEST_SEED", "20251123"))
-MIN_KILLS = 8
-MAX_KILLS = 14
+MIN_KILLS = 6
+MAX_KILLS = 10
 
 
 @pytest.mark.slow

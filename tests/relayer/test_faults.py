@@ -35,6 +35,7 @@ from .helpers import (
 )
 
 DISPATCH_TIMEOUT_S = 2
+RPC_TIMEOUT_S = 4  # the chain outage below lasts longer than this
 
 
 @dataclass
@@ -95,6 +96,7 @@ def faulty(tmp_path_factory: Any) -> Iterator[Faulty]:
                 **FAST_RELAYER,
                 "BME_RELAYER_DISPATCH_TIMEOUT_S": str(DISPATCH_TIMEOUT_S),
                 "BME_RELAYER_CONCURRENCY": "8",
+                "BME_RELAYER_RPC_TIMEOUT_S": str(RPC_TIMEOUT_S),
             }
         )
         factory = JobFactory(st, relayer.url)
@@ -164,9 +166,9 @@ def test_the_relayer_recovers_when_the_chain_stops_answering(faulty: Faulty) -> 
     feeder.start()
     wait_until("some jobs settled", lambda: faulty.db.count("SETTLED") > 0 and faulty.settled(jobs[:20]), 60)
     anvil = faulty.stack.anvil.pid
-    pause(anvil)  # longer than the relayer's RPC timeout (10 s): its calls fail, not just wait
+    pause(anvil)  # longer than the relayer's RPC timeout: its calls fail, not just wait
     try:
-        time.sleep(12)
+        time.sleep(RPC_TIMEOUT_S + 2)
         ready = httpx.get(faulty.relayer.url + "/readyz", timeout=10)
     finally:
         resume(anvil)

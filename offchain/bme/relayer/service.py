@@ -67,7 +67,11 @@ class Relayer:
             raise ConfigError(f"the deployment {settings.deployment} names no operator registry")
         self.store = JobStore(settings.database_url, owner=settings.instance)
         self.store.fence = LEADER  # ingestion and settlement write only while this relayer leads
-        self.rpc = Rpc(settings.rpc_url, on_error=lambda m: self.metrics.rpc_errors.labels(method=m).inc())
+        self.rpc = Rpc(
+            settings.rpc_url,
+            settings.rpc_timeout_s,
+            on_error=lambda m: self.metrics.rpc_errors.labels(method=m).inc(),
+        )
         self.domain = Domain(self.deployment.chain_id, self.deployment.escrow)
         self.metrics.watch_jobs(self.store.counts)
         self.new_block = asyncio.Event()

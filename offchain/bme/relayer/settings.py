@@ -31,6 +31,9 @@ class RelayerSettings(BaseSettings):
         default=None, ge=0, description="Blocks to wait before ingesting; default 0 on devnets, 3 elsewhere."
     )
     poll_interval_s: float = Field(default=1.0, gt=0)
+    rpc_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long one JSON-RPC call may take before it counts as failed."
+    )
     max_block_range: int = Field(default=2_000, ge=1)
     batch_size: int = Field(default=50, ge=1, le=500)
     batch_age_s: float = Field(default=2.0, ge=0)
