@@ -1,5 +1,7 @@
 """Rounding properties of the economic arithmetic (the Python mirror of BmeMath), over random inputs."""
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,7 +37,7 @@ def test_a_wider_spread_never_gives_more(t: int, price: int, s1: int, s2: int) -
 
 @given(st.integers(0, 2**32), st.integers(0, 2**32), st.integers(0, 2**40), st.integers(0, 2**40))
 def test_job_cost_rounds_up_by_less_than_one_unit(i: int, o: int, pi: int, po: int) -> None:
-    exact = (i * pi + o * po) / 10**6
+    exact = Fraction(i * pi + o * po, 10**6)  # a float would round sums above 2**53
     cost = m.job_cost_up(i, o, pi, po)
     assert exact <= cost < exact + 1
 
