@@ -2,12 +2,16 @@
 
 Two registered operators serve the model: one node's process is killed (its calls find nobody: *unreachable*,
 with the connection error), the other runs but its upstream server is down, so it answers 502 with an
-OpenAI-style error body (*answered error 502* and the body's message). A paid job tries both, three times
-each, and fails; its history and each operator's record at GET /v1/operators say which kind each was."""
+OpenAI-style error body (*answered error 502* and the body's message). A paid job uses up its three tries on
+the answering one; the unreachable one never uses up a try (it might be back in a moment) but is tried again
+later and later, until a settlement could no longer make the job's deadline: then the job fails at once. Its
+history and each operator's record at GET /v1/operators say which kind each failure was."""
 
 from __future__ import annotations
 
+import re
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +23,13 @@ from bme.user.jobs import JobsClient
 
 from .test_stack_watch import upstream_node
 
-FAST = {"BME_RELAYER_BATCH_AGE_S": "0.2", "BME_RELAYER_POLL_INTERVAL_S": "0.2"}
+#: The job is paid with 30 s to its deadline and a settlement needs 20 s: it can wait 10 s for an operator.
+DURATION_S = 30
+FAST = {
+    "BME_RELAYER_BATCH_AGE_S": "0.2",
+    "BME_RELAYER_POLL_INTERVAL_S": "0.2",
+    "BME_RELAYER_DEADLINE_MARGIN_S": "20",
+}
 
 
 def test_unreachable_and_answered_errors_are_told_apart(tmp_path: Path) -> None:
@@ -31,26 +41,55 @@ def test_unreachable_and_answered_errors_are_told_apart(tmp_path: Path) -> None:
         client = JobsClient(st.protocol, st.users[0], relayer.url)
         job = client.prepare(SMOLLM2.name, "Anyone there?", max_tokens=4)
         client.reveal(job)
-        client.pay(job)
+        paid = time.monotonic()
+        client.pay(job, duration_s=DURATION_S)
         body = client.wait(job.job_id, timeout=60)
+        failed_after = time.monotonic() - paid
         operators = {o["address"]: o for o in httpx.get(f"{relayer.url}/v1/operators", timeout=10).json()}
         client.close()
 
     assert body["state"] == "FAILED", body
-    assert body["reason"] == "every operator serving model 1 failed it 3 times"
+    assert body["reason"].startswith("no operator served it in time to settle before its deadline"), body
+    assert 8 < failed_after < 16, f"failed {failed_after:.1f} s after the payment, not when 10 s were left"
     up, down = st.operators[0].address, st.operators[1].address
     retries = [h["detail"] for h in body["history"] if h["state"] == "REVEALED" and h["detail"]]
-    assert len(retries) == 6, body["history"]
-    for detail in retries:
-        assert detail.endswith("; to be dispatched again")
     answered = [d for d in retries if d.startswith(f"{up}: answered error 502: ")]
     unreachable = [d for d in retries if d.startswith(f"{down}: unreachable: ")]
-    assert len(answered) == 3 and len(unreachable) == 3, retries
+    assert len(answered) == 3 and len(answered) + len(unreachable) == len(retries), retries
+    assert all(d.endswith("; to be dispatched again") for d in answered)
     assert "upstream" in answered[0].lower()  # the message of the node's error body
     assert "connect" in unreachable[0].lower()  # the connection error
+    # The unreachable operator is tried again and again, each time after twice the wait: 0.25 s, 0.5 s, ...
+    waits = [float(re.fullmatch(r".*; to be dispatched again in ([0-9.]+) s", d)[1]) for d in unreachable]
+    assert len(waits) >= 4 and waits[:4] == [0.25, 0.5, 1, 2], waits
 
     assert (operators[up]["answered_errors"], operators[up]["unreachable"]) == (3, 0)
-    assert (operators[down]["answered_errors"], operators[down]["unreachable"]) == (0, 3)
+    assert operators[down]["answered_errors"] == 0 and operators[down]["unreachable"] == len(unreachable)
     assert operators[up]["last_error"].startswith("answered error 502: ")
     assert operators[down]["last_error"].startswith("unreachable: ")
     assert answering.url in operators[up]["endpoint"]
+
+
+def test_a_node_down_for_a_moment_costs_the_job_a_wait_not_its_tries(tmp_path: Path) -> None:
+    """The only operator's node is down when a job is paid and comes back 3 s later on the same port: the job
+    waits (0.25 s, 0.5 s, 1 s, 2 s between tries), is served when the node is back, and settles."""
+    with LocalStack(StackConfig(work_dir=tmp_path, price_interval_s=0)) as st:
+        port = free_port()
+        st.start_node(0, port=port).stop(signal.SIGKILL)  # registered, then its process killed
+        relayer = st.start_relayer(extra_env=FAST)
+        client = JobsClient(st.protocol, st.users[0], relayer.url)
+        job = client.prepare(SMOLLM2.name, "Say hello.", max_tokens=4)
+        client.reveal(job)
+        client.pay(job)
+        time.sleep(3)
+        st.start_node(0, port=port)  # back, with the embedded model loaded
+        body = client.wait(job.job_id, timeout=60)
+        client.close()
+
+    assert body["state"] == "SETTLED", body
+    down = st.operators[0].address
+    retries = [h["detail"] for h in body["history"] if h["state"] == "REVEALED" and h["detail"]]
+    assert len(retries) >= 3, retries  # more calls than the 3 tries an operator has
+    assert all(
+        re.fullmatch(rf"{down}: unreachable: .*; to be dispatched again in [0-9.]+ s", d) for d in retries
+    )

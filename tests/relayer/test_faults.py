@@ -121,7 +121,7 @@ def test_an_unreachable_operator_is_retried_elsewhere_and_its_failures_are_shown
     assert dead["failed"] >= 1 and dead["succeeded"] == 0
     assert "connect" in (dead["last_error"] or "").lower()  # connection refused
     attempts = faulty.db.attempts_by_operator()
-    assert set(attempts[faulty.operator(1)]) == {"error"}
+    assert set(attempts[faulty.operator(1)]) == {"unavailable"}  # nobody listens: no try used up
     assert attempts[faulty.operator(0)]["ok"] == len(jobs)
 
 

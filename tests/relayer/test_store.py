@@ -12,11 +12,11 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from bme.relayer.db import BlockHash, Job, Reveal, Settlement, State
+from bme.relayer.db import UNAVAILABLE, BlockHash, Job, Reveal, Settlement, State
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.events import Event
 from bme.relayer.metrics import RelayerMetrics
-from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict
+from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict, Tries, unavailable_backoff
 
 pytestmark = pytest.mark.pure
 
@@ -98,7 +98,7 @@ def reveal(job_id: int, model: str = MODEL, request: str | None = None) -> Revea
     )
 
 
-def first_operator(_job: Job, _tried: dict[str, int], operators: list[OperatorInfo]) -> Choice:
+def first_operator(_job: Job, _tried: Tries, operators: list[OperatorInfo]) -> Choice:
     return Choice(operators[0])
 
 
@@ -252,6 +252,55 @@ def test_failed_calls_go_to_another_operator_then_fail_the_job(store_url: str) -
     ops = {o.address: o for o in store.operators()}
     assert ops[OP1.address].failed == 2 and ops[OP1.address].last_error == "HTTP 502: upstream down"
     assert store.dispatch_count() == 4
+
+
+def test_calls_that_find_the_node_down_wait_longer_each_time_and_use_up_no_try(store_url: str) -> None:
+    store = JobStore(store_url, owner="relayer-a")
+    (job_id,) = prepared(store, 1, (OP1,))
+    choose = dispatcher(store, max_tries=2).choose
+    now, waits = time.time(), []
+    for _ in range(7):  # far more calls than the operator's 2 tries
+        (claim,), failed = store.claim(10, 60.0, choose, now=now)
+        assert not failed and claim.operator == OP1.address
+        store.dispatch_failed(
+            claim, UNAVAILABLE, "unreachable: refused", 1.0, fatal=False, kind="unreachable"
+        )
+        job = store.job(job_id)[0]
+        assert job is not None and job.state == "REVEALED"
+        assert store.claim(10, 60.0, choose, now=job.lease_until - 0.01) == ([], [])  # not before its time
+        waits.append(round(job.lease_until - job.updated_at, 2))
+        now = job.lease_until + 0.01
+    assert waits == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
+    assert [unavailable_backoff(n) for n in (1, 5, 6, 7, 50)] == [0.25, 4.0, 8.0, 15.0, 15.0]
+    # An answered error still uses up a try: two of them fail the job.
+    for _ in range(2):
+        (claim,), _ = store.claim(10, 60.0, choose, now=now)
+        store.dispatch_failed(claim, "error", "answered error 500: boom", 1.0, fatal=False)
+        now += 1
+    assert store.claim(10, 60.0, choose, now=now) == ([], [job_id])
+    history = [t.detail for t in store.job(job_id)[1] if t.detail and "dispatched again" in t.detail]
+    assert len(history) == 9
+    assert history[0] == f"{OP1.address}: unreachable: refused; to be dispatched again in 0.25 s"
+    assert history[-1] == f"{OP1.address}: answered error 500: boom; to be dispatched again"
+
+
+def test_a_job_no_operator_served_in_time_to_settle_fails_at_once(store_url: str) -> None:
+    store = JobStore(store_url, owner="relayer-a")
+    ingest(store, [priced(1, MODEL)], 9, (OP1,))
+    ingest(
+        store,
+        [opened(1, 10, deadline=1_000), opened(2, 11, deadline=1_000), opened(3, 12, deadline=2_000)],
+        12,
+    )
+    for i in (1, 2, 3):
+        store.add_reveal(reveal(i))
+    (in_flight,), _ = store.claim(1, 60.0, first_operator)  # job 1: its call may still answer
+    assert store.fail_unservable(969, margin_s=30) == []  # 1,000 >= 969 + 30: a settlement still makes it
+    assert store.fail_unservable(971, margin_s=30) == [job_hex(2)]
+    job = store.job(job_hex(2))[0]
+    assert job is not None and job.state == "FAILED"
+    assert job.reason is not None and job.reason.startswith("no operator served it in time to settle")
+    assert state(store, in_flight.job_id) == "DISPATCHED" and state(store, job_hex(3)) == "REVEALED"
 
 
 def test_a_request_the_node_refuses_as_invalid_fails_the_job_at_once(store_url: str) -> None:

@@ -157,6 +157,10 @@ class Model(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
 
 
+#: The outcome of a call that found the node down or busy: it does not use up one of the job's tries.
+UNAVAILABLE = "unavailable"
+
+
 class Attempt(Base):
     """One call of an operator for a job: its latency and outcome."""
 
@@ -167,7 +171,7 @@ class Attempt(Base):
     operator: Mapped[str] = mapped_column(String(42), index=True)
     started_at: Mapped[float] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
-    outcome: Mapped[str] = mapped_column(String(16))  # sent, ok, error, timeout, rejected
+    outcome: Mapped[str] = mapped_column(String(16))  # sent, ok, error, timeout, rejected, unavailable
     detail: Mapped[str | None] = mapped_column(Text, default=None)
 
 
@@ -246,6 +250,7 @@ def _add_columns(engine: Engine) -> None:
 
 __all__ = [
     "TERMINAL",
+    "UNAVAILABLE",
     "Attempt",
     "Base",
     "BlockHash",

@@ -6,6 +6,12 @@ journal rather than served twice. Failures are retried on another operator, at m
 `max_tries_per_operator` times on each; a request the node refuses as invalid fails the job at once, and the
 payer refunds it after its deadline.
 
+A node that is down for a moment or overloaded must not use up a job's tries in a second: a call that found
+nobody listening (connection refused or reset) or that the node turned away as busy (429, 503) is
+*unavailable*. It counts in the operator's record but not against the job's tries, and the job waits before
+its next try, twice as long after each such failure (0.25 s, 0.5 s, 1 s, ... at most 15 s), for as long as
+the job can still be settled before its deadline; the leader fails it when it no longer can.
+
 Every failure is one of two kinds, recorded in the job's history and the operator's record
 (GET /v1/operators), because they call for different remedies: **unreachable** (no answer came: connection
 refused or reset, the node's process gone mid-call, a timeout before any answer; the operator's machine or
@@ -29,9 +35,9 @@ from eth_account.signers.local import LocalAccount
 from bme.commitment import result_hash
 from bme.node.auth import sign_request
 from bme.node.journal import JOB_PREFIX
-from bme.relayer.db import Job
+from bme.relayer.db import UNAVAILABLE, Job
 from bme.relayer.metrics import RelayerMetrics
-from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo
+from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo, Tries
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ CHAT_PATH = "/v1/chat/completions"
 KEEPALIVE_S = 2.0
 #: Statuses after which the same request must not be sent elsewhere: the request itself is invalid.
 FATAL_STATUSES = {400, 413, 422}
+#: Statuses of a node too busy for now (rate limited, overloaded, restarting its model): try again later.
+BUSY_STATUSES = {429, 503}
 #: The two kinds of failure (`OperatorError.kind`).
 UNREACHABLE = "unreachable"
 ANSWERED_ERROR = "answered error"
@@ -73,7 +81,7 @@ def answered_error(status: int, raw: bytes) -> OperatorError:
     """The node answered `status` with the error body `raw`; a request it refuses as invalid is fatal."""
     fatal = status in FATAL_STATUSES
     return OperatorError(
-        "rejected" if fatal else "error",
+        "rejected" if fatal else UNAVAILABLE if status in BUSY_STATUSES else "error",
         ANSWERED_ERROR,
         f"{ANSWERED_ERROR} {status}: {_error_message(raw)}",
         fatal,
@@ -126,12 +134,13 @@ class Dispatcher:
         self._on_completed = on_completed or (lambda _job_id: None)
         self._http: aiohttp.ClientSession | None = None
 
-    def choose(self, job: Job, tried: dict[str, int], operators: list[OperatorInfo]) -> Choice:
-        """The next operator: active, unjailed, serving the model, least tried, most reliable, fastest."""
+    def choose(self, job: Job, tried: Tries, operators: list[OperatorInfo]) -> Choice:
+        """The next operator: active, unjailed, serving the model, with tries left; then the least called for
+        this job, the most reliable, the least loaded and the fastest."""
         serving = [o for o in operators if o.active and not o.jailed and job.model_id in o.models]
         if not serving:
             return Choice(wait=f"no active operator serves model {job.model_id}")
-        left = [o for o in serving if tried.get(o.address, 0) < self.max_tries]
+        left = [o for o in serving if tried.used.get(o.address, 0) < self.max_tries]
         if not left:
             return Choice(
                 fail=f"every operator serving model {job.model_id} failed it {self.max_tries} times"
@@ -139,7 +148,7 @@ class Dispatcher:
         chosen = min(
             left,
             key=lambda o: (
-                tried.get(o.address, 0),
+                tried.calls.get(o.address, 0),
                 round(o.failure_ratio, 1),
                 self.in_flight.get(o.address, 0) + self._chosen.get(o.address, 0),
                 o.latency_ms,
@@ -218,7 +227,8 @@ class Dispatcher:
         except aiohttp.ClientError as exc:
             # Refused, reset or dropped before a whole answer arrived: the node's process or machine is gone.
             after = "" if status is None else f" after status {status}"
-            raise unreachable("error", f"{type(exc).__name__}{after}: {exc}") from None
+            outcome = UNAVAILABLE if status is None else "error"  # refused or reset before any answer
+            raise unreachable(outcome, f"{type(exc).__name__}{after}: {exc}") from None
         finally:
             self.metrics.dispatch_latency.observe(time.monotonic() - sent)
         assert status is not None

@@ -330,15 +330,29 @@ class Relayer:
             await wait_any(self.completed, min(self.settings.batch_age_s, 0.5) or 0.05)
 
     async def _expire_loop(self) -> None:
+        """Every 2 s, on the chain's clock: jobs still waiting for an operator when a settlement could no
+        longer make their deadline fail (their payers are told at once); jobs past their deadline expire."""
+        latest: tuple[str, float] | None = None  # the latest block's hash, and when it was first seen
         while not self._stopping.is_set():
-            await wait_any(self._stopping, 5.0)
+            await wait_any(self._stopping, 2.0)
             if not self.leader:
                 continue
             try:
                 block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
-                expired = self.store.expire_overdue(int(block["timestamp"], 16), 0.0)
+                mined_at = int(block["timestamp"], 16)
+                if latest is None or latest[0] != block["hash"]:
+                    latest = (block["hash"], time.monotonic())
+                # The chain's clock runs on between blocks (a quiet devnet mines none): the next block's time
+                # is at least the latest block's plus the time since it was seen.
+                chain_now = mined_at + int(time.monotonic() - latest[1])
+                failed = self.store.fail_unservable(chain_now, self.settings.deadline_margin_s)
+                expired = self.store.expire_overdue(mined_at, 0.0)
             except (RpcError, SQLAlchemyError):
                 continue
+            if failed:
+                self.metrics.jobs_failed.inc(len(failed))
+                log.info("%s jobs failed: no operator served them in time to settle", len(failed))
+                self.changed.notify()
             if expired:
                 log.info(
                     "%s jobs passed their deadline unsettled; their payers may refund them", len(expired)

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, event, func, insert, or_, select, update
+from sqlalchemy import Table, case, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bme.relayer.db import (
+    UNAVAILABLE,
     Attempt,
     BlockHash,
     Checkpoint,
@@ -49,6 +50,17 @@ class RevealConflict(Exception):
     """A different request was already revealed for the job."""
 
 
+#: The wait before a job's next try after its first call that found the node down or busy; it doubles with
+#: each such call, up to `MAX_UNAVAILABLE_BACKOFF_S`.
+FIRST_UNAVAILABLE_BACKOFF_S = 0.25
+MAX_UNAVAILABLE_BACKOFF_S = 15.0
+
+
+def unavailable_backoff(failures: int) -> float:
+    """Seconds before the next try of a job whose calls found the node down or busy `failures` times."""
+    return min(FIRST_UNAVAILABLE_BACKOFF_S * 2.0 ** (max(failures, 1) - 1), MAX_UNAVAILABLE_BACKOFF_S)
+
+
 @dataclass(frozen=True)
 class OperatorInfo:
     """What the registry says of an operator, read when one of its events is ingested."""
@@ -75,6 +87,15 @@ class Claim:
     endpoint: str
     attempt_id: int
     try_number: int
+
+
+@dataclass(frozen=True)
+class Tries:
+    """A job's calls so far, per operator address: all of them, and those that used up one of its tries (all
+    but the calls that found the node down or busy, `UNAVAILABLE`)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    used: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -407,7 +428,7 @@ class JobStore:
         self,
         limit: int,
         lease_s: float,
-        choose: Callable[[Job, dict[str, int], list[OperatorInfo]], Choice],
+        choose: Callable[[Job, Tries, list[OperatorInfo]], Choice],
         now: float | None = None,
     ) -> tuple[list[Claim], list[str]]:
         """Takes up to `limit` jobs ready for dispatch and records, for each, the operator `choose` picks.
@@ -444,15 +465,17 @@ class JobStore:
                 )
                 for o in s.scalars(select(Operator))
             ]
-            tried: dict[str, dict[str, int]] = {j.job_id: {} for j in jobs}
+            tried: dict[str, Tries] = {j.job_id: Tries() for j in jobs}
             retried = [j.job_id for j in jobs if j.tries]
             if retried:  # first tries (the usual case) have no attempts to count
-                for job_id, operator, count in s.execute(
-                    select(Attempt.job_id, Attempt.operator, func.count())
+                used_try = case((Attempt.outcome == UNAVAILABLE, 0), else_=1)
+                for job_id, operator, calls, used in s.execute(
+                    select(Attempt.job_id, Attempt.operator, func.count(), func.sum(used_try))
                     .where(Attempt.job_id.in_(retried))
                     .group_by(Attempt.job_id, Attempt.operator)
                 ):
-                    tried[job_id][operator] = int(count)
+                    tried[job_id].calls[operator] = int(calls)
+                    tried[job_id].used[operator] = int(used or 0)
             reveals = {r.job_id: r for r in s.scalars(select(Reveal).where(Reveal.job_id.in_(list(tried))))}
             for job in jobs:
                 resend = job.state == State.DISPATCHED.value and job.operator is not None
@@ -554,15 +577,25 @@ class JobStore:
 
         `kind` ('unreachable' or 'answered error', named at the start of `detail`) is counted in the
         operator's record; the job's history gets a transition either way, with the operator and `detail`.
+        After an `UNAVAILABLE` call (the node down or busy) the job waits `unavailable_backoff` before its
+        next try; after another failure, 0.2 s.
         """
         now = time.time()
         with self.session() as s, s.begin():
             self._finish_attempt(s, claim, outcome, detail, latency_ms, kind)
             values: dict[str, Any] = {"updated_at": now, "reason": f"{claim.operator}: {detail}"}
+            wait_s = 0.2
+            if outcome == UNAVAILABLE:
+                unavailable = s.scalar(
+                    select(func.count())
+                    .select_from(Attempt)
+                    .where(Attempt.job_id == claim.job_id, Attempt.outcome == UNAVAILABLE)
+                )
+                wait_s = unavailable_backoff(int(unavailable or 1))
             if fatal:
                 values.update(state=State.FAILED.value, lease_until=0.0)
             else:
-                values.update(state=State.REVEALED.value, lease_until=now + 0.2, operator=None)
+                values.update(state=State.REVEALED.value, lease_until=now + wait_s, operator=None)
             res = s.execute(
                 update(Job)
                 .where(
@@ -576,7 +609,8 @@ class JobStore:
                 if fatal:
                     self._transition(s, [claim.job_id], State.FAILED, now, values["reason"])
                 else:
-                    retry = f"{values['reason']}; to be dispatched again"
+                    later = f" in {wait_s:g} s" if outcome == UNAVAILABLE else ""
+                    retry = f"{values['reason']}; to be dispatched again{later}"
                     self._transition(s, [claim.job_id], State.REVEALED, now, retry)
 
     def _finish_attempt(
@@ -608,6 +642,28 @@ class JobStore:
                     op.unreachable = (op.unreachable or 0) + 1
                 elif kind == "answered error":
                     op.answered_errors = (op.answered_errors or 0) + 1
+
+    def fail_unservable(self, now: float, margin_s: float) -> list[str]:
+        """Jobs waiting for an operator that could no longer be settled before their deadline even if one
+        answered now (`now` is the chain's time): FAILED at once, so that their payers know."""
+        with self.session() as s, s.begin():
+            ids = list(
+                s.scalars(
+                    select(Job.job_id).where(Job.state == State.REVEALED.value, Job.deadline < now + margin_s)
+                )
+            )
+            if ids:
+                reason = (
+                    f"no operator served it in time to settle before its deadline (a settlement needs "
+                    f"{margin_s:g} s); the payer may refund it after the deadline"
+                )
+                s.execute(
+                    update(Job)
+                    .where(Job.job_id.in_(ids), Job.state == State.REVEALED.value)
+                    .values(state=State.FAILED.value, updated_at=time.time(), reason=reason, lease_until=0.0)
+                )
+                self._transition(s, ids, State.FAILED, time.time(), reason)
+            return ids
 
     def expire_overdue(self, now: float, margin_s: float) -> list[str]:
         """Jobs that can no longer be settled before their deadline: EXPIRED, for the payer to refund."""
