@@ -22,6 +22,7 @@ import httpx
 from bme.bench.stats import percentile
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import request_text
+from bme.job_states import JobState
 from bme.node.auth import sign_request
 from bme.stack import CMP, LocalStack, StackConfig
 from bme.user.jobs import JobsClient
@@ -93,7 +94,7 @@ def run_e2e_bench(
                 chain.send(user, call, gas=300_000)
                 body = client.status(job.job_id, wait=120, until="answer")
                 protocol.append(time.perf_counter() - t0)
-                if body["state"] not in ("COMPLETED", "SETTLING", "SETTLED"):
+                if body["state"] not in (JobState.COMPLETED, JobState.SETTLING, JobState.SETTLED):
                     raise RuntimeError(f"job {job.job_hex} ended {body['state']}: {body.get('reason')}")
                 tokens.add(int(body["output_tokens"]))
 

@@ -5,8 +5,6 @@ Amounts that may exceed 64 bits (CMP in wei) are stored as decimal strings; job 
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,21 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bme.job_states import TERMINAL, JobState
 
-class State(StrEnum):
-    """A job's life at the relayer (see the issue's state machine)."""
-
-    OPENED = "OPENED"  # paid on-chain, request not yet revealed
-    REVEALED = "REVEALED"  # request received and matching specHash
-    DISPATCHED = "DISPATCHED"  # sent to an operator (recorded before sending)
-    COMPLETED = "COMPLETED"  # answered; waiting for a settlement batch
-    SETTLING = "SETTLING"  # in a settlement transaction not yet mined
-    SETTLED = "SETTLED"
-    FAILED = "FAILED"  # cannot be served; the payer gets a refund by expiring it after its deadline
-    EXPIRED = "EXPIRED"  # its deadline passed unsettled (or the payer expired it)
-
-
-TERMINAL = (State.SETTLED, State.FAILED, State.EXPIRED)
+#: The job states, defined once for the relayer, its API and the user client.
+State = JobState
 
 
 class Base(DeclarativeBase):

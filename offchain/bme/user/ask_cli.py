@@ -32,6 +32,7 @@ from bme.cli.common import (
 from bme.commitment import job_hex
 from bme.display import cmp, crd, deadline
 from bme.errors import ConfigError
+from bme.job_states import JobState
 from bme.user.jobs import JobsClient, StepFailed
 from bme.user.quote_cli import read_prompt
 from bme.user.wallets import WalletOpt, resolve_wallet
@@ -120,7 +121,7 @@ def run_ask(
             timeout=timeout,
             on_state=lambda b: status.update(f"  waiting: job {b['state'].lower()}"),
         )
-    if result["state"] != "SETTLED":
+    if result["state"] != JobState.SETTLED:
         raise StepFailed(
             "wait",
             f"the job ended {result['state']}: {result.get('reason')}. After its deadline, "

@@ -37,10 +37,9 @@ from bme.commitment import (
     spec_hash,
 )
 from bme.errors import BmeError, ConfigError
+from bme.job_states import FINAL_STATES
 from bme.user.quote import Quote, quote_job
 
-#: The job states after which nothing more happens to it.
-FINAL_STATES = ("SETTLED", "FAILED", "EXPIRED")
 JOB_STATUS = ("none", "open", "settled", "expired")
 #: How many candidates an ambiguous job id prefix lists.
 SHOWN_CANDIDATES = 8
