@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from bme.scenario.devnets import GENESIS_TIME, open_devnet
+from bme.scenario.devnets import open_devnet
+from bme.scenario.timeline import GENESIS_TIME
 
 SENDERS = 40
 PER_SENDER = 3

@@ -21,11 +21,8 @@ from web3 import Web3
 
 from bme.chain.devnet import Anvil
 from bme.errors import ChainError
+from bme.scenario.timeline import GENESIS_TIME
 
-#: The genesis time of every scenario devnet: 2033-05-18, so that wall-clock time never overtakes the chain's
-#: and each block is exactly one second after its parent unless the driver dates it. Job deadlines are uint32:
-#: a scenario may last until 2106.
-GENESIS_TIME = 2_000_000_000
 #: Blocks large enough for any epoch's transactions (gas limits are set per transaction, generously).
 BLOCK_GAS_LIMIT = 1_000_000_000_000
 #: The gas price of every scenario transaction; the base fee only falls on these nearly empty blocks.

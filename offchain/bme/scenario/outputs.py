@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 EPOCHS_CSV, EPOCHS_PARQUET = "epochs.csv", "epochs.parquet"
 SCENARIO_FILE, RUN_FILE, TIMING_FILE = "scenario.yaml", "run.json", "timing.json"
+#: A sweep's directory: one run directory per combination under `RUNS_DIR`, and what was swept.
+RUNS_DIR, SWEEP_FILE = "runs", "sweep.json"
 PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "pydantic", "web3", "eth-abi", "py-evm", "eth-tester")
 
 

@@ -4,21 +4,15 @@ seed."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bme.errors import ConfigError
+from bme.scenario.spec import ConstantPrice, CsvPrice, GbmPrice, PointsPrice, Scenario
 from bme.scenario.units import wad_from_float
-
-if TYPE_CHECKING:
-    from bme.scenario.spec import Scenario
 
 YEAR = 365 * 86_400
 UINT128 = 2**128
@@ -35,8 +29,6 @@ class PricePath:
 
 def price_path(s: Scenario, rng: np.random.Generator) -> PricePath:
     """The scenario's price path; raises ConfigError when it reaches zero or leaves the oracle's range."""
-    from bme.scenario.spec import ConstantPrice, CsvPrice, GbmPrice, PointsPrice
-
     spec = s.price
     n, length = s.epochs, s.epoch_length
     times = [k * length for k in range(n)]
@@ -85,56 +77,3 @@ def _as_of(offsets: tuple[int, ...], prices: tuple[float, ...], t: int) -> float
     """The last price at or before `t`."""
     i = int(np.searchsorted(np.asarray(offsets), t, side="right")) - 1
     return prices[max(i, 0)]
-
-
-# ---------------------------------------------------------------------------------------------- CSV series
-
-
-def read_price_csv(
-    path: Path, time_column: str, price_column: str
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """A recorded price series: seconds from its first row and the prices; ValueError explains any problem."""
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            for column in (time_column, price_column):
-                if column not in columns:
-                    raise ValueError(
-                        f"{path.name} has no column {column!r} (its columns: {', '.join(columns) or 'none'})"
-                    )
-            rows = list(reader)
-    except OSError as exc:
-        raise ValueError(f"cannot read the price file {path}: {exc.strerror or exc}") from None
-    if not rows:
-        raise ValueError(f"{path.name} has no rows")
-    times: list[int] = []
-    prices: list[float] = []
-    for line, row in enumerate(rows, start=2):
-        t = _parse_time(row[time_column], f"{path.name} line {line}")
-        try:
-            price = float(row[price_column])
-        except (TypeError, ValueError):
-            raise ValueError(f"{path.name} line {line}: {row[price_column]!r} is not a price") from None
-        if not math.isfinite(price) or price <= 0:
-            raise ValueError(f"{path.name} line {line}: the price {price} is not positive: prices must be")
-        if times and t <= times[-1]:
-            raise ValueError(f"{path.name} line {line}: times must increase")
-        times.append(t)
-        prices.append(price)
-    return tuple(t - times[0] for t in times), tuple(prices)
-
-
-def _parse_time(text: str | None, where: str) -> int:
-    value = (text or "").strip()
-    try:
-        return int(float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{where}: {value!r} is neither unix seconds nor an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())

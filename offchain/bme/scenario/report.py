@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bme.scenario.outputs import RUN_FILE, SCENARIO_FILE, TIMING_FILE, read_json, read_table
+from bme.scenario.outputs import (
+    RUN_FILE,
+    RUNS_DIR,
+    SCENARIO_FILE,
+    SWEEP_FILE,
+    TIMING_FILE,
+    read_json,
+    read_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -345,8 +353,6 @@ def build_sweep_report(directory: Path) -> Path:
     """Rebuilds the comparison plots and `report.html` of the sweep in `directory`."""
     import pandas as pd
 
-    from bme.scenario.sweep import RUNS_DIR, SWEEP_FILE
-
     meta = read_json(directory / SWEEP_FILE)
     points = meta.get("points", [])
     swept = list(meta.get("parameters", []))
@@ -380,7 +386,6 @@ def build_sweep_report(directory: Path) -> Path:
 def build_report(directory: Path) -> Path:
     """The report of a run or a sweep directory, rebuilt from its files."""
     from bme.errors import ConfigError
-    from bme.scenario.sweep import SWEEP_FILE
 
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")

@@ -32,6 +32,8 @@ from bme.scenario.fieldtypes import (
     PositiveNumber,
     RatioBps,
 )
+from bme.scenario.price_csv import read_price_csv
+from bme.scenario.timeline import GENESIS_TIME
 from bme.scenario.units import CMP, scaled
 
 UINT32_MAX = 2**32 - 1
@@ -124,8 +126,6 @@ class CsvPrice(_PriceBase):
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> CsvPrice:
-        from bme.scenario.prices import read_price_csv
-
         base = Path((info.context or {}).get("base_dir", "."))
         path = Path(self.file) if Path(self.file).is_absolute() else base / self.file
         self._series = read_price_csv(path, self.time_column, self.price_column)
@@ -432,8 +432,6 @@ class Scenario(Model):
             raise ValueError(
                 f"duration ({self.duration} s) must be a positive whole number of epochs of {L} s"
             )
-        from bme.scenario.devnets import GENESIS_TIME
-
         if GENESIS_TIME + self.duration + 2 * L + self.protocol.max_job_duration > UINT32_MAX:
             raise ValueError("the scenario is too long: job deadlines are 32-bit times (until 2106)")
         ids = [m.id for m in self.models]

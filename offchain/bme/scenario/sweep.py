@@ -28,8 +28,6 @@ from bme.scenario.records import EpochRecord, record_dicts, records_from_dicts
 from bme.scenario.runner import Engine, RunResult, run_scenario
 from bme.scenario.spec import Scenario
 
-RUNS_DIR, SWEEP_FILE = "runs", "sweep.json"
-
 
 @dataclass(frozen=True)
 class SweepPoint:
@@ -188,7 +186,7 @@ def run_sweep(
     on_done: Callable[[SweepPoint, RunResult], None] | None = None,
 ) -> Path:
     """Runs every point, writes each run under `out/runs/NAME/`, then the sweep's table and report."""
-    from bme.scenario.outputs import write_run
+    from bme.scenario.outputs import RUNS_DIR, SWEEP_FILE, write_run
     from bme.scenario.report import build_run_report, build_sweep_report
 
     out.mkdir(parents=True, exist_ok=True)

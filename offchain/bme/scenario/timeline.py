@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bme.scenario.devnets import GENESIS_TIME
+#: The genesis time of every scenario devnet: 2033-05-18, so that wall-clock time never overtakes the chain's
+#: and each block is exactly one second after its parent unless the driver dates it. Job deadlines are uint32:
+#: a scenario may last until 2106.
+GENESIS_TIME = 2_000_000_000
 
 BME_DEPLOY_BLOCK = 5
 ESCROW_DEPLOY_BLOCK = 6
