@@ -20,7 +20,7 @@ from eth_account import Account
 
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import Domain, job_hex, read_message, result_hash, reveal_message, sign
-from bme.node.auth import sign_request
+from bme.credential import sign_request
 from bme.stack import CMP, LocalStack, Process, StackConfig, bme_command
 from bme.user.jobs import JobsClient
 from bme.wallet.keystore import create_keystore

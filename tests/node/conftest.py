@@ -23,8 +23,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 
+from bme.credential import sign_request
 from bme.node.app import CHAT_PATH, create_app
-from bme.node.auth import sign_request
 from bme.node.backends import Backend, BackendHealth, ChatParams, Completion, PreparedChat, StreamEvent
 from bme.node.embedded import EmbeddedBackend
 from bme.node.exits import describe_exit

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from bme.credential import HEADER_SIGNATURE, issue_token, sign_request
 from bme.node.app import CHAT_PATH
-from bme.node.auth import HEADER_SIGNATURE, issue_token, sign_request
 
 from .conftest import MODEL, PROMPT, Node, chat_body
 

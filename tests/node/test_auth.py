@@ -9,16 +9,15 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from bme.node.auth import (
+from bme.credential import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
-    RelayerVerifier,
     issue_token,
-    recover_signer,
     request_message,
     sign_request,
 )
+from bme.node.auth import RelayerVerifier, recover_signer
 from bme.node.errors import Unauthorized
 
 pytestmark = pytest.mark.pure

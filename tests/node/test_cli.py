@@ -15,9 +15,9 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
+from bme.credential import sign_request
 from bme.errors import ConfigError
 from bme.node.app import CHAT_PATH
-from bme.node.auth import sign_request
 from bme.node.bench import run_node_bench
 from bme.node.cli import operator_app
 from bme.node.embedded import EmbeddedBackend

@@ -8,7 +8,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from bme.node.auth import issue_token
+from bme.credential import issue_token
 
 from .conftest import MODEL, PROMPT, Node
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bme.credential import issue_token
 from bme.node.app import CHAT_PATH
-from bme.node.auth import issue_token
 from bme.node.backends import ChatMessage, ChatParams
 from bme.node.errors import ServerBusy, UpstreamError
 from bme.node.server import free_port

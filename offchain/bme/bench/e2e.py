@@ -22,8 +22,8 @@ import httpx
 from bme.bench.stats import percentile
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import request_text
+from bme.credential import sign_request
 from bme.job_states import JobState
-from bme.node.auth import sign_request
 from bme.stack import CMP, LocalStack, StackConfig
 from bme.user.jobs import JobsClient
 

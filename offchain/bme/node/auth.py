@@ -1,33 +1,8 @@
-"""The relayer's credential: how the relayer signs its calls to a node, and how the node checks them.
+"""How the node checks the relayer's credential (its format, and how the relayer signs it: `bme.credential`).
 
-Two forms, both signed by the relayer's key with EIP-191 (`personal_sign`) and both naming the node's
-operator address, so that a credential made for one node is worthless at another:
-
-1. A per-request signature (what the relayer uses). Headers:
-
-   - ``X-BME-Timestamp``: the unix time in seconds at signing;
-   - ``X-BME-Nonce``: 16 to 64 characters of ``[A-Za-z0-9_-]``, never reused;
-   - ``X-BME-Signature``: the 65-byte signature, 0x-prefixed hex.
-
-   The signed text is seven lines joined by ``\\n`` (no trailing newline)::
-
-       bme-node-request/v1
-       <operator address, lower-case 0x hex>
-       <HTTP method, upper case>
-       <path, with ?query if any>
-       <timestamp>
-       <nonce>
-       <sha256 of the exact body bytes, lower-case hex>
-
-   The node accepts it when the timestamp is within ``auth_max_skew_s`` of its clock, the nonce has not
-   been seen in that window, and the recovered signer is the trusted relayer.
-
-2. A bearer token, for OpenAI-compatible clients that can only send an API key (``Authorization: Bearer``):
-   ``bme1.<expiry unix seconds>.<signature hex>`` where the signature is over the three lines
-   ``bme-node-token/v1``, the operator address (lower-case) and the expiry. The node accepts it until its
-   expiry, if the expiry is at most ``token_max_ttl_s`` away. Such a token is a capability until it
-   expires: it does not bind the body and can be replayed, so the relayer keeps per-request signatures for
-   paid jobs and gives tokens short lives.
+The node accepts a per-request signature when the timestamp is within ``auth_max_skew_s`` of its clock, the
+nonce has not been seen in that window, and the recovered signer is the trusted relayer; a bearer token until
+its expiry, if the expiry is at most ``token_max_ttl_s`` away.
 
 Recovery runs on coincurve (libsecp256k1) directly, and the signer is compared as bytes: about a quarter
 of a millisecond per request on this project's 2-core reference machine.
@@ -35,28 +10,24 @@ of a millisecond per request on this project's 2-core reference machine.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 
 import coincurve
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils.address import to_canonical_address, to_checksum_address
 
+from bme.credential import (
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    TOKEN_PREFIX,
+    request_message,
+    token_message,
+)
 from bme.node.errors import Unauthorized
-
-REQUEST_DOMAIN = "bme-node-request/v1"
-TOKEN_DOMAIN = "bme-node-token/v1"
-TOKEN_PREFIX = "bme1"
-
-HEADER_TIMESTAMP = "X-BME-Timestamp"
-HEADER_NONCE = "X-BME-Nonce"
-HEADER_SIGNATURE = "X-BME-Signature"
 
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SIGNATURE_RE = re.compile(r"^(0x)?[0-9a-fA-F]{130}$")
@@ -64,58 +35,6 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 _TOKEN_CACHE_SIZE = 1024
 
 Clock = Callable[[], float]
-
-
-def request_message(*, operator: str, method: str, path: str, timestamp: int, nonce: str, body: bytes) -> str:
-    """The text a per-request signature covers (see the module docstring for the layout)."""
-    return "\n".join(
-        (
-            REQUEST_DOMAIN,
-            operator.lower(),
-            method.upper(),
-            path,
-            str(timestamp),
-            nonce,
-            hashlib.sha256(body).hexdigest(),
-        )
-    )
-
-
-def token_message(*, operator: str, expiry: int) -> str:
-    """The text a bearer token's signature covers."""
-    return "\n".join((TOKEN_DOMAIN, operator.lower(), str(expiry)))
-
-
-def sign_request(
-    account: LocalAccount,
-    method: str,
-    path: str,
-    body: bytes,
-    *,
-    operator: str,
-    timestamp: int | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """The headers that authenticate one call of the relayer to the node of `operator`.
-
-    `path` is the request target as sent (e.g. ``/v1/chat/completions``), `body` the exact bytes sent.
-    """
-    ts = int(time.time()) if timestamp is None else timestamp
-    nonce_ = secrets.token_hex(16) if nonce is None else nonce
-    text = request_message(operator=operator, method=method, path=path, timestamp=ts, nonce=nonce_, body=body)
-    signed = account.sign_message(encode_defunct(text=text))
-    return {
-        HEADER_TIMESTAMP: str(ts),
-        HEADER_NONCE: nonce_,
-        HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex(),
-    }
-
-
-def issue_token(account: LocalAccount, *, operator: str, ttl_s: int = 300, now: float | None = None) -> str:
-    """A bearer token (an OpenAI client's `api_key`) for the node of `operator`, valid for `ttl_s` seconds."""
-    expiry = int(time.time() if now is None else now) + ttl_s
-    signed = account.sign_message(encode_defunct(text=token_message(operator=operator, expiry=expiry)))
-    return f"{TOKEN_PREFIX}.{expiry}.{bytes(signed.signature).hex()}"
 
 
 def recover_signer(text: str, signature: bytes) -> str:

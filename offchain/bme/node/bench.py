@@ -31,8 +31,8 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from bme.credential import sign_request
 from bme.node.app import CHAT_PATH, create_app
-from bme.node.auth import sign_request
 from bme.node.embedded import EmbeddedBackend
 from bme.node.errors import NodeError
 from bme.node.model_files import resolve_model_path

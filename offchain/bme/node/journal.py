@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bme.credential import JOB_PREFIX
 from bme.node.errors import InvalidRequest
-
-JOB_PREFIX = "bme-job:"
 
 
 @dataclass

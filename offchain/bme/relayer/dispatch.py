@@ -33,8 +33,7 @@ import aiohttp
 from eth_account.signers.local import LocalAccount
 
 from bme.commitment import result_hash
-from bme.node.auth import sign_request
-from bme.node.journal import JOB_PREFIX
+from bme.credential import JOB_PREFIX, sign_request
 from bme.relayer.db import UNAVAILABLE, Job
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo, Tries
