@@ -114,6 +114,13 @@ class Death:
     log: Path
     tail: tuple[str, ...]
 
+    @classmethod
+    def of(cls, proc: Process) -> Death:
+        """The death of `proc`, which has exited: how it ended and the end of its log."""
+        code = proc.popen.poll()
+        assert code is not None, f"{proc.name} is still running"
+        return cls(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
+
     @property
     def summary(self) -> str:
         """One line: which process and how it ended."""
@@ -169,12 +176,10 @@ class Watcher:
         """Records the exit of `proc` as the death and reports it, unless a death was already recorded (by
         this thread or one that saw the exit first, e.g. while waiting for `proc` to answer); returns the
         death recorded. Every death is reported exactly once, whichever thread notices it."""
-        code = proc.popen.poll()
-        assert code is not None, f"{proc.name} is still running"
         with self._lock:
             first = self.death is None
             if first:
-                self.death = Death(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
+                self.death = Death.of(proc)
         death = self.death
         assert death is not None
         if first:

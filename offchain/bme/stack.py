@@ -33,7 +33,7 @@ from bme import devnet_ops
 from bme.chain.client import ChainClient
 from bme.chain.deploy import SMOLLM2, DeployConfig, ModelListing, Protocol, deploy_protocol
 from bme.chain.devnet import devnet_keys, find_anvil, free_port
-from bme.children import Death, Process, ProcessDied, Watcher, log_tail, spawn
+from bme.children import Death, Process, ProcessDied, Watcher, spawn
 from bme.errors import ChainError, ConfigError
 
 __all__ = ["CMP", "OPERATOR_STAKE", "LocalStack", "Process", "ProcessDied", "StackConfig", "bme_command"]
@@ -104,7 +104,7 @@ def wait_http(
         if check is not None:
             check()
         if proc is not None and not proc.alive():
-            raise ProcessDied((died or _death_of)(proc))
+            raise ProcessDied((died or Death.of)(proc))
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -112,12 +112,6 @@ def wait_http(
             pass
         time.sleep(0.05)
     raise ChainError(f"{url} did not answer within {timeout:g} s" + (f" (log: {proc.log})" if proc else ""))
-
-
-def _death_of(proc: Process) -> Death:
-    code = proc.popen.poll()
-    assert code is not None
-    return Death(proc.name, proc.pid, code, proc.log, tuple(log_tail(proc.log)))
 
 
 class StackAnvil:
@@ -147,7 +141,7 @@ class StackAnvil:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not proc.alive():
-                raise ProcessDied(_death_of(proc))
+                raise ProcessDied(Death.of(proc))
             try:
                 reply = httpx.post(
                     self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1

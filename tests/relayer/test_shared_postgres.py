@@ -10,11 +10,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from bme.devnet_ops import rpc
 from bme.stack import LocalStack, StackConfig
 
 from .helpers import (
@@ -31,14 +30,6 @@ from .helpers import (
 SHARED_JOBS = 200
 FAILOVER_JOBS = 100
 DISPATCH_TIMEOUT_S = 5
-
-
-def anvil_rpc(st: LocalStack, method: str, params: list[Any]) -> Any:
-    reply = httpx.post(
-        st.anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
 
 
 @pytest.mark.slow
@@ -92,12 +83,12 @@ def test_two_relayers_share_one_postgres_and_the_survivor_takes_over(
         failure: list[BaseException] = []
         # Paid in a few blocks at once, so that the leader ingests a queue larger than it can take: both
         # relayers then have work to claim, however fast the node answers on this machine.
-        anvil_rpc(st, "evm_setAutomine", [False])
+        rpc(st.client, "evm_setAutomine", [False])
         try:
             feed(shared, failure)
         finally:
-            anvil_rpc(st, "anvil_mine", [hex(3)])  # 200 payments need more gas than one block holds
-            anvil_rpc(st, "evm_setAutomine", [True])
+            rpc(st.client, "anvil_mine", [hex(3)])  # 200 payments need more gas than one block holds
+            rpc(st.client, "evm_setAutomine", [True])
         assert not failure, failure
         assert not factories[0].unmined(shared), "payments left in anvil's pool"
         wait_until(f"{SHARED_JOBS} jobs settled", lambda: settled(shared), 120, 0.5)

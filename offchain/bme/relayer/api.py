@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
+from bme.job_states import FINAL_STATES
 from bme.relayer.db import TERMINAL, Reveal, State
 from bme.relayer.requests import InvalidJobRequest, parse_job_request
 from bme.relayer.store import JobStore, RevealConflict
@@ -32,7 +33,7 @@ JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
 UNTIL: dict[str, frozenset[str] | None] = {
     "change": None,
     "answer": frozenset(s.value for s in (State.COMPLETED, State.SETTLING, *TERMINAL)),
-    "final": frozenset(s.value for s in TERMINAL),
+    "final": frozenset(FINAL_STATES),
 }
 READ_WINDOW_S = 300
 

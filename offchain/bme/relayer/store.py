@@ -643,16 +643,19 @@ class JobStore:
                 elif kind == "answered error":
                     op.answered_errors = (op.answered_errors or 0) + 1
 
-    def fail_unservable(self, now: float, margin_s: float) -> list[str]:
+    def fail_unservable(self, chain_now: float, margin_s: float) -> list[str]:
         """Jobs waiting for an operator that could no longer be settled before their deadline even if one
-        answered now (`now` is the chain's time): FAILED at once, so that their payers know."""
+        answered now (`chain_now`: the chain's time): FAILED at once, so that their payers know."""
         with self.session() as s, s.begin():
             ids = list(
                 s.scalars(
-                    select(Job.job_id).where(Job.state == State.REVEALED.value, Job.deadline < now + margin_s)
+                    select(Job.job_id).where(
+                        Job.state == State.REVEALED.value, Job.deadline < chain_now + margin_s
+                    )
                 )
             )
             if ids:
+                now = time.time()
                 reason = (
                     f"no operator served it in time to settle before its deadline (a settlement needs "
                     f"{margin_s:g} s); the payer may refund it after the deadline"
@@ -660,9 +663,9 @@ class JobStore:
                 s.execute(
                     update(Job)
                     .where(Job.job_id.in_(ids), Job.state == State.REVEALED.value)
-                    .values(state=State.FAILED.value, updated_at=time.time(), reason=reason, lease_until=0.0)
+                    .values(state=State.FAILED.value, updated_at=now, reason=reason, lease_until=0.0)
                 )
-                self._transition(s, ids, State.FAILED, time.time(), reason)
+                self._transition(s, ids, State.FAILED, now, reason)
             return ids
 
     def expire_overdue(self, now: float, margin_s: float) -> list[str]:
