@@ -12,6 +12,8 @@ from bme.chain.deploy import SMOLLM2
 from bme.stack import LocalStack, StackConfig
 from bme.user.jobs import JobsClient
 
+from .helpers import wait_until
+
 
 def _metric(url: str, name: str) -> float:
     for line in httpx.get(url + "/metrics").text.splitlines():
@@ -44,9 +46,20 @@ def test_a_stuck_settlement_is_bumped_and_settles_exactly_once(tmp_path: Path) -
         assert body["state"] == "SETTLED"
         logs = st.protocol.escrow.events.JobSettled().get_logs(from_block=st.protocol.deployment.first_block)
         assert [int(ev["args"]["jobId"]) for ev in logs] == [job.job_id]
-        db = sqlite3.connect(tmp_path / "relayer.db")
-        rows = db.execute("SELECT nonce, tx_hashes, status FROM settlements").fetchall()
-        db.close()
+
+        def settlements() -> list[tuple[int, str, str]]:
+            db = sqlite3.connect(tmp_path / "relayer.db")
+            try:
+                return db.execute("SELECT nonce, tx_hashes, status FROM settlements").fetchall()
+            finally:
+                db.close()
+
+        # The JobSettled event can mark the job settled before the settler reads the receipt of its send.
+        rows = wait_until(
+            "the settler to record the mined settlement",
+            lambda: r if (r := settlements()) and r[0][2] != "pending" else None,
+            timeout=30,
+        )
         assert len(rows) == 1
         nonce, hashes, status = rows[0]
         assert status == "mined" and len(hashes.split(",")) >= 2  # the first send and at least one bump
