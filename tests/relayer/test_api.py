@@ -224,4 +224,4 @@ def test_a_job_revealed_for_another_model_fails_and_is_refunded_after_its_deadli
         30,
     )
     history = [t[0] for t in api.db.transitions(early.job_hex)]
-    assert history == ["OPENED", "FAILED", "EXPIRED"]
+    assert history == ["PENDING", "OPENED", "FAILED", "EXPIRED"]  # revealed before its payment

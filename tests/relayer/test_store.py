@@ -172,7 +172,7 @@ def test_reveal_before_its_payment_waits_then_the_payment_makes_it_revealed(stor
     assert store.add_reveal(reveal(1)) == ("PENDING", None)  # the same reveal again: nothing changes
     result = ingest(store, [opened(1, 10)], 10)
     assert result.revealed == [job_hex(1)] and result.opened == 1
-    assert [t.state for t in store.job(job_hex(1))[1]] == ["OPENED", "REVEALED"]
+    assert [t.state for t in store.job(job_hex(1))[1]] == ["PENDING", "OPENED", "REVEALED"]
 
 
 @pytest.mark.parametrize("before_payment", [True, False])
@@ -188,7 +188,8 @@ def test_reveal_for_another_model_than_paid_fails_the_job(store_url: str, before
     job, transitions = store.job(job_hex(1))
     assert job is not None and job.state == "FAILED"
     assert job.reason == f"the request asks for model {OTHER_MODEL!r} but the job paid for model 1"
-    assert [t.state for t in transitions] == ["OPENED", "FAILED"]
+    waited = ["PENDING"] if before_payment else []
+    assert [t.state for t in transitions] == [*waited, "OPENED", "FAILED"]
     assert store.claim(10, 60.0, first_operator) == ([], [])  # never dispatched
 
 
@@ -216,7 +217,9 @@ def test_a_claimed_job_is_taken_again_only_when_its_lease_runs_out(store_url: st
     assert not a.complete(claim_a, "late", 1, 1, "0x" + "00" * 32, 1.0)  # no longer a's
     assert state(a, job_id) == "DISPATCHED"
     assert b.complete(claim_b, "Hello", 31, 1, "0x" + "00" * 32, 1.0)
-    assert [t.state for t in a.job(job_id)[1]].count("DISPATCHED") == 1
+    # The second send is in the history too, with its reason.
+    dispatched = [t.detail for t in a.job(job_id)[1] if t.state == "DISPATCHED"]
+    assert dispatched == [f"to {OP1.address}", f"again to {OP1.address}: its lease ran out in flight"]
 
 
 def test_a_restarted_relayer_takes_back_its_jobs_at_once(store_url: str) -> None:

@@ -34,9 +34,10 @@ from eth_account.signers.local import LocalAccount
 
 from bme.commitment import result_hash
 from bme.credential import JOB_PREFIX, sign_request
-from bme.relayer.db import UNAVAILABLE, Job
+from bme.relayer.db import UNAVAILABLE
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo, Tries
+from bme.relayer.store.base import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Dispatcher:
         self._on_completed = on_completed or (lambda _job_id: None)
         self._http: aiohttp.ClientSession | None = None
 
-    def choose(self, job: Job, tried: Tries, operators: list[OperatorInfo]) -> Choice:
+    def choose(self, job: JobRow, tried: Tries, operators: list[OperatorInfo]) -> Choice:
         """The next operator: active, unjailed, serving the model, with tries left; then the least called for
         this job, the most reliable, the least loaded and the fastest."""
         serving = [o for o in operators if o.active and not o.jailed and job.model_id in o.models]

@@ -21,11 +21,12 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from bme.chain.reverts import decode_revert
-from bme.relayer.db import Job, State
+from bme.relayer.db import State
 from bme.relayer.events import EventDecoder
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.store import JobStore
+from bme.relayer.store.base import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ GAS_MARGIN = 1.2  # over eth_estimateGas: refunds and warm/cold slots differ bet
 BUMP = 1.25  # nodes accept a replacement at +10% or more
 
 
-def settle_calldata(jobs: Sequence[Job]) -> bytes:
+def settle_calldata(jobs: Sequence[JobRow]) -> bytes:
     rows = [
         (
             int(j.job_id, 16),
@@ -134,7 +135,7 @@ class Settler:
             )
         return self._nonce
 
-    async def _estimate(self, batch: list[Job]) -> tuple[list[Job], int]:
+    async def _estimate(self, batch: list[JobRow]) -> tuple[list[JobRow], int]:
         """The largest leading part of `batch` that would go through, and its gas with a margin.
 
         The on-chain checks before make a revert rare; when one happens anyway, halving isolates the job that
@@ -162,7 +163,7 @@ class Settler:
                 batch = batch[: len(batch) // 2]
         return [], 0
 
-    def _sign(self, batch: Sequence[Job], nonce: int, gas_price: int, gas: int) -> tuple[str, bytes]:
+    def _sign(self, batch: Sequence[JobRow], nonce: int, gas_price: int, gas: int) -> tuple[str, bytes]:
         tx: dict[str, Any] = {
             "to": self.escrow,
             "data": "0x" + settle_calldata(batch).hex(),
@@ -182,7 +183,7 @@ class Settler:
             # Already known, or the nonce was used by an earlier send of ours: the receipt tells.
             log.info("sending a settlement: %s", exc.rpc_message)
 
-    async def _still_open(self, jobs: Sequence[Job]) -> list[Job]:
+    async def _still_open(self, jobs: Sequence[JobRow]) -> list[JobRow]:
         """The jobs that are open on-chain and not too close to their deadline; the others are marked."""
         calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False])]
         for j in jobs:

@@ -1,0 +1,115 @@
+"""What every part of the store shares: the engine and tables, the fence, and the one function moving jobs.
+
+The hot path runs on SQLAlchemy Core (the ORM's unit of work costs several times more per row), in as few
+transactions as the crash-safety rules allow; the ORM classes of `bme.relayer.db` remain the schema.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bme.job_states import SOURCES, JobState
+from bme.relayer.db import (
+    Attempt,
+    BlockHash,
+    Checkpoint,
+    Job,
+    Lease,
+    Model,
+    Operator,
+    Reveal,
+    Settlement,
+    Transition,
+    make_engine,
+)
+from bme.relayer.store.records import LeaseLost
+
+JOBS = cast(Table, Job.__table__)
+REVEALS = cast(Table, Reveal.__table__)
+TRANSITIONS = cast(Table, Transition.__table__)
+ATTEMPTS = cast(Table, Attempt.__table__)
+OPERATORS = cast(Table, Operator.__table__)
+MODELS = cast(Table, Model.__table__)
+SETTLEMENTS = cast(Table, Settlement.__table__)
+CHECKPOINTS = cast(Table, Checkpoint.__table__)
+BLOCK_HASHES = cast(Table, BlockHash.__table__)
+LEASES = cast(Table, Lease.__table__)
+
+#: A row of the jobs table, read through SQLAlchemy Core: its columns are attributes (`row.state`).
+JobRow = Any
+
+_RECORD = insert(TRANSITIONS)
+_LEASE_ROW = select(LEASES.c.owner, LEASES.c.until).where(LEASES.c.name == bindparam("name"))
+_LEASE_ROW_LOCKED = _LEASE_ROW.with_for_update()
+
+
+class StoreBase:
+    """The engine, this relayer's name, the lease its leader-only writes are fenced by, and `move`."""
+
+    def __init__(self, url_or_engine: str | Engine, owner: str) -> None:
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.owner = owner
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        #: The lease that ingestion and settlement writes must hold (None: no check, one relayer alone).
+        self.fence: str | None = None
+
+    def session(self) -> Session:
+        """An ORM session, for reading the tables as objects (tools and tests)."""
+        return self._session()
+
+    def _check_fence(self, c: Connection) -> None:
+        """Fencing: inside the writing transaction, this relayer must still hold the lease (on PostgreSQL the
+        lease row is locked until the commit, so a takeover waits for this write or this write sees it)."""
+        if self.fence is None:
+            return
+        row = c.execute(_LEASE_ROW_LOCKED if self.postgres else _LEASE_ROW, {"name": self.fence}).first()
+        if row is None or row.owner != self.owner or row.until < time.time():
+            raise LeaseLost(f"{self.owner} no longer holds the {self.fence} lease")
+
+    def record(
+        self, c: Connection, job_ids: Iterable[str], state: JobState, at: float, detail: str | None
+    ) -> None:
+        """Writes one history row per job: it entered `state` at `at`, by this relayer, for `detail`."""
+        rows = [
+            {"job_id": j, "state": state.value, "at": at, "by": self.owner, "detail": detail} for j in job_ids
+        ]
+        if rows:
+            c.execute(_RECORD, rows)
+
+    def move(
+        self,
+        c: Connection,
+        job_ids: Sequence[str],
+        to: JobState,
+        at: float,
+        detail: str | None,
+        *,
+        values: Mapping[str, Any] | None = None,
+        sources: Iterable[JobState] | None = None,
+        where: Sequence[Any] = (),
+    ) -> list[str]:
+        """Moves the jobs that are in a state allowed to reach `to` (narrowed to `sources` if given, and to
+        rows matching the extra `where` clauses) and records each move; returns the jobs moved.
+
+        The source check is part of the UPDATE, so a job another writer moved meanwhile is left alone: the
+        caller learns it from the result instead of overwriting a later state.
+        """
+        if not job_ids:
+            return []
+        allowed = SOURCES[to] if sources is None else SOURCES[to] & frozenset(sources)
+        stmt = (
+            update(JOBS)
+            .where(JOBS.c.job_id.in_(list(job_ids)), JOBS.c.state.in_([s.value for s in allowed]), *where)
+            .values(state=to.value, updated_at=at, **(values or {}))
+            .returning(JOBS.c.job_id)
+        )
+        moved = [str(r[0]) for r in c.execute(stmt)]
+        self.record(c, moved, to, at, detail)
+        return moved

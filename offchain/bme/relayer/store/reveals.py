@@ -1,0 +1,52 @@
+"""Reveals: a payer's request text, kept whether its payment was ingested first or not."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, insert, select
+
+from bme.job_states import JobState
+from bme.relayer.db import Reveal
+from bme.relayer.store.base import JOBS, REVEALS
+from bme.relayer.store.ingestion import IngestionStore, check_reveal
+from bme.relayer.store.records import RevealConflict
+
+_S = JobState
+_REVEALED_REQUEST = select(REVEALS.c.request).where(REVEALS.c.job_id == bindparam("id"))
+_JOB_STATE = select(JOBS.c.state, JOBS.c.reason, JOBS.c.model_id).where(JOBS.c.job_id == bindparam("id"))
+_INSERT = insert(REVEALS)
+
+
+class RevealStore(IngestionStore):
+    def add_reveal(self, reveal: Reveal) -> tuple[str, str | None]:
+        """Stores a verified reveal; returns the job's state (PENDING before its payment is ingested) and the
+        reason for a FAILED one. The same reveal again changes nothing; another request for the same job is a
+        `RevealConflict`."""
+        at = reveal.received_at
+        with self.engine.begin() as c:
+            earlier = c.execute(_REVEALED_REQUEST, {"id": reveal.job_id}).first()
+            if earlier is not None and earlier[0] != reveal.request:
+                raise RevealConflict(f"job {reveal.job_id} was revealed before with another request")
+            job = c.execute(_JOB_STATE, {"id": reveal.job_id}).first()
+            if earlier is None:
+                c.execute(
+                    _INSERT,
+                    {
+                        "job_id": reveal.job_id,
+                        "payer": reveal.payer,
+                        "spec_hash": reveal.spec_hash,
+                        "model": reveal.model,
+                        "request": reveal.request,
+                        "signature": reveal.signature,
+                        "received_at": at,
+                    },
+                )
+                if job is None:
+                    self.record(c, [reveal.job_id], _S.PENDING, at, "revealed; waiting for its payment")
+            if job is None:
+                return _S.PENDING.value, None
+            state, reason = str(job.state), job.reason
+            if state == _S.OPENED.value:
+                to, why = check_reveal(reveal.model, int(job.model_id), self._models(c))
+                if self.move(c, [reveal.job_id], to, at, why, values={"reason": why}, sources=[_S.OPENED]):
+                    state, reason = to.value, why
+            return state, reason
