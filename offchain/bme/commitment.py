@@ -21,12 +21,12 @@ from functools import cached_property
 from typing import Any
 
 from eth_abi.abi import encode
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_keys.exceptions import BadSignature
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from bme.signatures import recover_address
 
 DOMAIN_NAME = "BME Relayer"
 DOMAIN_VERSION = "1"
@@ -169,6 +169,6 @@ def recover(digest: bytes, signature: str) -> str:
     if len(raw) != 65:
         raise ValueError("a signature is 65 bytes")
     try:
-        return str(Account._recover_hash(digest, signature=raw))
-    except BadSignature as exc:  # 65 bytes that are no signature: r or s out of range, no such point
+        return recover_address(digest, raw)
+    except ValueError as exc:  # 65 bytes that are no signature: r or s out of range, no such point
         raise ValueError(f"not a valid signature ({exc})") from None

@@ -43,6 +43,8 @@ import time
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from bme.signatures import Signer, personal_digest
+
 REQUEST_DOMAIN = "bme-node-request/v1"
 TOKEN_DOMAIN = "bme-node-token/v1"
 TOKEN_PREFIX = "bme1"
@@ -92,12 +94,18 @@ def sign_request(
     ts = int(time.time()) if timestamp is None else timestamp
     nonce_ = secrets.token_hex(16) if nonce is None else nonce
     text = request_message(operator=operator, method=method, path=path, timestamp=ts, nonce=nonce_, body=body)
-    signed = account.sign_message(encode_defunct(text=text))
-    return {
-        HEADER_TIMESTAMP: str(ts),
-        HEADER_NONCE: nonce_,
-        HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex(),
-    }
+    signature = _signer(account).sign(personal_digest(text.encode("utf-8")))
+    return {HEADER_TIMESTAMP: str(ts), HEADER_NONCE: nonce_, HEADER_SIGNATURE: "0x" + signature.hex()}
+
+
+_SIGNERS: dict[str, Signer] = {}
+
+
+def _signer(account: LocalAccount) -> Signer:
+    signer = _SIGNERS.get(account.address)
+    if signer is None:
+        signer = _SIGNERS[account.address] = Signer(bytes(account.key))
+    return signer
 
 
 def issue_token(account: LocalAccount, *, operator: str, ttl_s: int = 300, now: float | None = None) -> str:

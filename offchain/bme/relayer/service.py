@@ -76,7 +76,9 @@ class Relayer:
         self.metrics.watch_jobs(self.store.counts)
         self.new_block = asyncio.Event()
         self.work = asyncio.Event()
-        self.completed = asyncio.Event()
+        #: Set when a full batch of completions is waiting to be settled (counted by `_on_completed`).
+        self.batch_full = asyncio.Event()
+        self._completions = 0
         self.changed = Broadcast()
         self.dispatcher = Dispatcher(
             self.store,
@@ -131,7 +133,9 @@ class Relayer:
         self.changed.notify()
 
     def _on_completed(self, _job_id: str) -> None:
-        self.completed.set()
+        self._completions += 1
+        if self._completions >= self.settings.batch_size:
+            self.batch_full.set()
         self.changed.notify()
 
     async def _job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
@@ -305,7 +309,8 @@ class Relayer:
     async def _settle_loop(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            self.completed.clear()
+            self.batch_full.clear()
+            self._completions = 0
             try:
                 # Renewed here too: the ingest loop may be stuck on a slow RPC for longer than the lease.
                 leader = await self._hold_leadership()
@@ -327,7 +332,9 @@ class Relayer:
                 if settled:
                     self.changed.notify()
                     continue
-            await wait_any(self.completed, min(self.settings.batch_age_s, 0.5) or 0.05)
+            # The store is read again when a full batch has completed here, or after half a batch's age (a
+            # job completed by another relayer sharing the database is seen then): not once per answer.
+            await wait_any(self.batch_full, max(min(self.settings.batch_age_s, 1.0) / 2, 0.05))
 
     async def _expire_loop(self) -> None:
         """Every 2 s, on the chain's clock: jobs still waiting for an operator when a settlement could no
