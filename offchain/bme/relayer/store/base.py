@@ -93,10 +93,14 @@ class StoreBase:
         *,
         values: Mapping[str, Any] | None = None,
         sources: Iterable[JobState] | None = None,
+        lease_free_at: float | None = None,
+        owned: bool = False,
+        count_try: bool = False,
         where: Sequence[Any] = (),
     ) -> list[str]:
-        """Moves the jobs that are in a state allowed to reach `to` (narrowed to `sources` if given, and to
-        rows matching the extra `where` clauses) and records each move; returns the jobs moved.
+        """Moves the jobs that are in a state allowed to reach `to` and records each move; returns the jobs
+        moved. The move can be narrowed to `sources`, to jobs whose lease ran out before `lease_free_at`, to
+        jobs this relayer holds (`owned`), and by extra `where` clauses; `count_try` adds one to the tries.
 
         The source check is part of the UPDATE, so a job another writer moved meanwhile is left alone: the
         caller learns it from the result instead of overwriting a later state.
@@ -104,12 +108,58 @@ class StoreBase:
         if not job_ids:
             return []
         allowed = SOURCES[to] if sources is None else SOURCES[to] & frozenset(sources)
-        stmt = (
-            update(JOBS)
-            .where(JOBS.c.job_id.in_(list(job_ids)), JOBS.c.state.in_([s.value for s in allowed]), *where)
-            .values(state=to.value, updated_at=at, **(values or {}))
-            .returning(JOBS.c.job_id)
+        params: dict[str, Any] = {"v_state": to.value, "v_updated_at": at}
+        params.update({f"v_{k}": v for k, v in (values or {}).items()})
+        if lease_free_at is not None:
+            params["w_lease_free_at"] = lease_free_at
+        if owned:
+            params["w_owner"] = self.owner
+        single = len(job_ids) == 1
+        if single:
+            params["w_job_id"] = job_ids[0]
+        else:
+            params["w_job_ids"] = list(job_ids)
+        shape = (
+            frozenset(allowed),
+            tuple(sorted(values or ())),
+            lease_free_at is not None,
+            owned,
+            count_try,
+            single,
         )
-        moved = [str(r[0]) for r in c.execute(stmt)]
+        stmt = _MOVES.get(shape) if not where else None
+        if stmt is None:
+            stmt = _move_statement(*shape).where(*where)
+            if not where:
+                _MOVES[shape] = stmt
+        moved = [str(r[0]) for r in c.execute(stmt, params)]
         self.record(c, moved, to, at, detail)
         return moved
+
+
+#: Compiled `move` statements by their shape (sources, columns set, conditions): built once, bound per call.
+_MOVES: dict[tuple[Any, ...], Any] = {}
+
+
+def _move_statement(
+    allowed: frozenset[JobState],
+    columns: tuple[str, ...],
+    lease_free: bool,
+    owned: bool,
+    count_try: bool,
+    single: bool,
+) -> Any:
+    key = JOBS.c.job_id
+    conditions = [
+        key == bindparam("w_job_id") if single else key.in_(bindparam("w_job_ids", expanding=True)),
+        JOBS.c.state.in_(sorted(s.value for s in allowed)),
+    ]
+    if lease_free:
+        conditions.append(JOBS.c.lease_until < bindparam("w_lease_free_at"))
+    if owned:
+        conditions.append(JOBS.c.lease_owner == bindparam("w_owner"))
+    sets: dict[str, Any] = {"state": bindparam("v_state"), "updated_at": bindparam("v_updated_at")}
+    sets.update({c: bindparam(f"v_{c}") for c in columns})
+    if count_try:
+        sets["tries"] = JOBS.c.tries + 1
+    return update(JOBS).where(*conditions).values(**sets).returning(JOBS.c.job_id)

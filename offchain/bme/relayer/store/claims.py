@@ -197,7 +197,7 @@ class ClaimStore(StoreBase):
             reason,
             values={"reason": reason, "lease_until": 0.0},
             sources=[_S(job.state)],
-            where=[JOBS.c.lease_until < now],
+            lease_free_at=now,
         )
 
     def _dispatch(
@@ -214,10 +214,10 @@ class ClaimStore(StoreBase):
                 "operator": op.address,
                 "lease_owner": self.owner,
                 "lease_until": now + lease_s,
-                "tries": JOBS.c.tries + 1,
             },
             sources=[_S(job.state)],
-            where=[JOBS.c.lease_until < now],
+            lease_free_at=now,
+            count_try=True,
         )
         if not moved:
             return None  # another relayer took it first
@@ -265,7 +265,7 @@ class ClaimStore(StoreBase):
                     "reason": None,
                 },
                 sources=[_S.DISPATCHED],
-                where=[JOBS.c.lease_owner == self.owner],
+                owned=True,
             )
             c.execute(
                 _FINISH_ATTEMPT,
@@ -308,7 +308,6 @@ class ClaimStore(StoreBase):
             elif kind == "answered error":
                 stats["answered_errors"] = func.coalesce(OPERATORS.c.answered_errors, 0) + 1
             c.execute(update(OPERATORS).where(OPERATORS.c.address == claim.operator).values(**stats))
-            mine = [JOBS.c.lease_owner == self.owner]
             if fatal:
                 values = {"reason": reason, "lease_until": 0.0}
                 self.move(
@@ -319,7 +318,7 @@ class ClaimStore(StoreBase):
                     reason,
                     values=values,
                     sources=[_S.DISPATCHED],
-                    where=mine,
+                    owned=True,
                 )
                 return
             wait_s = RETRY_AFTER_FAILURE_S
@@ -336,7 +335,7 @@ class ClaimStore(StoreBase):
                 f"{reason}; to be dispatched again{later}",
                 values={"reason": reason, "lease_until": now + wait_s, "operator": None},
                 sources=[_S.DISPATCHED],
-                where=mine,
+                owned=True,
             )
 
     def fail_unservable(self, chain_now: float, margin_s: float) -> list[str]:
