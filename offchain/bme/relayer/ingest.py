@@ -6,7 +6,8 @@ One poll:
    back through the stored hashes to the newest block still canonical and rolls the store back to it;
 3. fetches the logs of the next page of blocks (halving the page while the node refuses the range), reading
    the page's last block hash before and after, so a reorganisation during the fetch is noticed, not
-   ingested;
+   ingested. Step 1 also reads the block after the checkpoint: in the steady state (one new block per
+   poll) that is the page, and its hash is the "before" reading, so a poll costs three round trips;
 4. reads the registry's view of each operator that had an event, at the page's last block;
 5. stores the rows and the new checkpoint in one database transaction.
 """
@@ -91,8 +92,12 @@ class Ingestor:
 
     async def poll(self) -> PollOutcome:
         cp_number, cp_hash = await self._checkpoint()
-        head_hex, cp_block = await self.rpc.batch(
-            [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cp_number), False])]
+        head_hex, cp_block, next_block = await self.rpc.batch(
+            [
+                ("eth_blockNumber", []),
+                ("eth_getBlockByNumber", [hex(cp_number), False]),
+                ("eth_getBlockByNumber", [hex(cp_number + 1), False]),
+            ]
         )
         head = int(head_hex, 16)
         outcome = PollOutcome(head=head, checkpoint=cp_number)
@@ -104,8 +109,11 @@ class Ingestor:
         safe = head - self.confirmations
         if safe <= cp_number:
             return outcome
+        to = min(safe, cp_number + self.range)
+        # The header read with the head is the page's "before" hash when the page is that one block.
+        before = str(next_block["hash"]) if to == cp_number + 1 and next_block is not None else None
         try:
-            events, last, last_hash = await self._fetch(cp_number, cp_hash, min(safe, cp_number + self.range))
+            events, last, last_hash = await self._fetch(cp_number, cp_hash, to, before)
         except ReorgDuringFetch:
             outcome.behind = True
             return outcome
@@ -122,10 +130,15 @@ class Ingestor:
             self.on_events(events)
         return outcome
 
-    async def _fetch(self, cp_number: int, cp_hash: str, to: int) -> tuple[list[Event], int, str]:
+    async def _fetch(
+        self, cp_number: int, cp_hash: str, to: int, before: str | None = None
+    ) -> tuple[list[Event], int, str]:
+        """The events of blocks `cp_number + 1` to `to` (or fewer, when the node refuses the range), the
+        last block read and its hash; `before` is the hash of block `to` if it was read already."""
         start = cp_number + 1
         while True:
-            before = await self.rpc.block_hash(to)
+            if before is None:
+                before = await self.rpc.block_hash(to)
             try:
                 logs = await self.rpc.get_logs(self.decoder.addresses, start, to)
                 break
@@ -135,6 +148,7 @@ class Ingestor:
                 # The node refused the range (too many blocks or results): halve it and keep the smaller size.
                 self.range = max(1, (to - start + 1) // 2)
                 to = start + self.range - 1
+                before = None
                 log.info(
                     "eth_getLogs refused %s blocks (%s); trying %s",
                     to - start + 1,

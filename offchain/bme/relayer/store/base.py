@@ -7,7 +7,8 @@ transactions as the crash-safety rules allow; the ORM classes of `bme.relayer.db
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
@@ -45,6 +46,7 @@ LEASES = cast(Table, Lease.__table__)
 JobRow = Any
 
 _RECORD = insert(TRANSITIONS)
+_PENDING_HISTORY = "bme_pending_history"
 _LEASE_ROW = select(LEASES.c.owner, LEASES.c.until).where(LEASES.c.name == bindparam("name"))
 _LEASE_ROW_LOCKED = _LEASE_ROW.with_for_update()
 
@@ -73,14 +75,32 @@ class StoreBase:
         if row is None or row.owner != self.owner or row.until < time.time():
             raise LeaseLost(f"{self.owner} no longer holds the {self.fence} lease")
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction whose history rows (`record`) are inserted together, in one statement, just
+        before it commits; nothing of it is written if it fails."""
+        with self.engine.begin() as c:
+            pending: list[dict[str, Any]] = []
+            c.info[_PENDING_HISTORY] = pending
+            try:
+                yield c
+                if pending:
+                    c.execute(_RECORD, pending)
+            finally:
+                c.info.pop(_PENDING_HISTORY, None)
+
     def record(
         self, c: Connection, job_ids: Iterable[str], state: JobState, at: float, detail: str | None
     ) -> None:
-        """Writes one history row per job: it entered `state` at `at`, by this relayer, for `detail`."""
+        """One history row per job: it entered `state` at `at`, by this relayer, for `detail` (written when
+        the `writing` transaction commits)."""
         rows = [
             {"job_id": j, "state": state.value, "at": at, "by": self.owner, "detail": detail} for j in job_ids
         ]
-        if rows:
+        pending = c.info.get(_PENDING_HISTORY)
+        if pending is not None:
+            pending.extend(rows)
+        elif rows:
             c.execute(_RECORD, rows)
 
     def move(

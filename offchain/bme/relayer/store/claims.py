@@ -110,7 +110,7 @@ def _operator_info(row: Any) -> OperatorInfo:
 class ClaimStore(StoreBase):
     def release_leases(self) -> int:
         """Frees the leases this relayer held before a restart, so its unfinished jobs are taken at once."""
-        with self.engine.begin() as c:
+        with self.writing() as c:
             res = c.execute(update(JOBS).where(JOBS.c.lease_owner == self.owner).values(lease_until=0.0))
             return int(res.rowcount or 0)
 
@@ -165,7 +165,7 @@ class ClaimStore(StoreBase):
         claims: list[Claim] = []
         failed: list[str] = []
         lost = 0
-        with self.engine.begin() as c:
+        with self.writing() as c:
             for job, choice, again in decisions:
                 if choice.fail is not None:
                     failed += self._fail_claimed(c, job, choice.fail, now)
@@ -248,7 +248,7 @@ class ClaimStore(StoreBase):
     ) -> bool:
         """Records an operator's answer; False if the job is no longer this relayer's (its lease was lost)."""
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             moved = self.move(
                 c,
                 [claim.job_id],
@@ -293,7 +293,7 @@ class ClaimStore(StoreBase):
         """
         now = time.time()
         reason = f"{claim.operator}: {detail}"
-        with self.engine.begin() as c:
+        with self.writing() as c:
             c.execute(
                 _FINISH_ATTEMPT,
                 {"attempt": claim.attempt_id, "outcome": outcome, "detail": detail, "latency": latency_ms},
@@ -341,7 +341,7 @@ class ClaimStore(StoreBase):
     def fail_unservable(self, chain_now: float, margin_s: float) -> list[str]:
         """Jobs waiting for an operator that could no longer be settled before their deadline even if one
         answered now (`chain_now`: the chain's time): FAILED at once, so that their payers know."""
-        with self.engine.begin() as c:
+        with self.writing() as c:
             ids = [
                 str(j)
                 for (j,) in c.execute(
@@ -360,7 +360,7 @@ class ClaimStore(StoreBase):
     def expire_overdue(self, now: float, margin_s: float) -> list[str]:
         """Jobs that can no longer be settled before their deadline: EXPIRED, for the payer to refund."""
         waiting = [_S.OPENED, _S.REVEALED, _S.DISPATCHED, _S.COMPLETED]
-        with self.engine.begin() as c:
+        with self.writing() as c:
             ids = [
                 str(j)
                 for (j,) in c.execute(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
@@ -50,6 +49,16 @@ _REVEALED_MODELS = select(REVEALS.c.job_id, REVEALS.c.model).where(
     REVEALS.c.job_id.in_(bindparam("ids", expanding=True))
 )
 _MODEL_NAMES = select(MODELS.c.model_id, MODELS.c.name)
+_SETTLED_AS = (
+    update(JOBS)
+    .where(JOBS.c.job_id == bindparam("w_id"))
+    .values(
+        charge=bindparam("charge"),
+        refund=bindparam("refund"),
+        settle_tx=bindparam("settle_tx"),
+        closed_block=bindparam("closed_block"),
+    )
+)
 
 
 def job_key(job_id: int) -> str:
@@ -106,7 +115,7 @@ class IngestionStore(StoreBase):
         """Stores the rows of one ingested block range and moves the checkpoint, atomically."""
         now = time.time()
         result = IngestResult()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             self._check_fence(c)
             models = self._model_cache if self._model_cache is not None else self._models(c)
             ids = [job_key(ev.args["jobId"]) for ev in events if "jobId" in ev.args]
@@ -117,23 +126,24 @@ class IngestionStore(StoreBase):
                 opened = [job_key(ev.args["jobId"]) for ev in events if ev.name == "JobOpened"]
                 if opened:
                     revealed = {str(j): str(m) for j, m in c.execute(_REVEALED_MODELS, {"ids": opened})}
+            settlements: list[Event] = []
             for ev in events:
                 if ev.name == "JobOpened":
                     self._on_opened(c, ev, now, models, known, revealed, result)
                 elif ev.name == "JobSettled":
-                    self._on_settled(c, ev, now, known, result)
+                    settlements.append(ev)
                 elif ev.name == "JobExpired":
                     self._on_expired(c, ev, now, known, result)
                 elif ev.name in ("ModelPriced", "ModelDelisted"):
                     self._on_model(c, ev)
                     models = self._models(c)
+            self._on_settled(c, settlements, now, known, result)
             for op in operators:
                 self._upsert_operator(c, op, checkpoint[0])
             self._move_checkpoint(c, {**hashes, checkpoint[0]: checkpoint[1]}, checkpoint)
         return result
 
     def _move_checkpoint(self, c: Connection, blocks: dict[int, str], checkpoint: tuple[int, str]) -> None:
-        c.execute(_FORGET_HASHES, {"numbers": list(blocks)})
         c.execute(_INSERT_HASH, [{"block_number": n, "block_hash": h} for n, h in blocks.items()])
         if checkpoint[0] % _PRUNE_EVERY == 0:
             c.execute(_PRUNE_HASHES, {"below": checkpoint[0] - KEEP_BLOCK_HASHES})
@@ -198,26 +208,36 @@ class IngestionStore(StoreBase):
                 result.revealed.append(job_id)
 
     def _on_settled(
-        self, c: Connection, ev: Event, now: float, known: dict[str, str], result: IngestResult
+        self, c: Connection, events: Sequence[Event], now: float, known: dict[str, str], result: IngestResult
     ) -> None:
-        """The event is the record of a settlement: its charge and refund are written even when the settler
-        saw the receipt first (then the job is SETTLED already and no second move is recorded)."""
-        job_id = job_key(ev.args["jobId"])
-        if job_id not in known:
-            return
-        values: dict[str, Any] = {
-            "settle_tx": ev.tx_hash,
-            "closed_block": ev.block_number,
-            "charge": int(ev.args["charge"]),
-            "refund": int(ev.args["refund"]),
-            "lease_until": 0.0,
-        }
-        if known[job_id] == _S.SETTLED.value:
-            c.execute(update(JOBS).where(JOBS.c.job_id == job_id).values(**values))
-            return
-        if self.move(c, [job_id], _S.SETTLED, now, f"block {ev.block_number} tx {ev.tx_hash}", values=values):
-            known[job_id] = _S.SETTLED.value
-            result.settled += 1
+        """The events are the record of settlements: their charges and refunds are written even when the
+        settler saw the receipt first (then the jobs are SETTLED already and no second move is recorded).
+        One move per settlement transaction, one statement for all the charges."""
+        ours = [(job_key(ev.args["jobId"]), ev) for ev in events if job_key(ev.args["jobId"]) in known]
+        by_tx: dict[tuple[str, int], list[str]] = {}
+        for job_id, ev in ours:
+            if known[job_id] != _S.SETTLED.value:
+                by_tx.setdefault((ev.tx_hash, ev.block_number), []).append(job_id)
+        for (tx_hash, block), ids in by_tx.items():
+            values = {"settle_tx": tx_hash, "closed_block": block, "lease_until": 0.0}
+            moved = self.move(c, ids, _S.SETTLED, now, f"block {block} tx {tx_hash}", values=values)
+            for job_id in moved:
+                known[job_id] = _S.SETTLED.value
+            result.settled += len(moved)
+        if ours:
+            c.execute(
+                _SETTLED_AS,
+                [
+                    {
+                        "w_id": job_id,
+                        "charge": int(ev.args["charge"]),
+                        "refund": int(ev.args["refund"]),
+                        "settle_tx": ev.tx_hash,
+                        "closed_block": ev.block_number,
+                    }
+                    for job_id, ev in ours
+                ],
+            )
 
     def _on_expired(
         self, c: Connection, ev: Event, now: float, known: dict[str, str], result: IngestResult
@@ -282,7 +302,7 @@ class IngestionStore(StoreBase):
         """Forgets what was ingested after block `ancestor` (a reorganisation); returns the jobs affected."""
         number, block_hash = ancestor
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             # Payments in the dropped blocks, of jobs not yet served: the jobs wait for them again.
             dropped = [
                 str(j)

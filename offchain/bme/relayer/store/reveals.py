@@ -22,7 +22,7 @@ class RevealStore(IngestionStore):
         reason for a FAILED one. The same reveal again changes nothing; another request for the same job is a
         `RevealConflict`."""
         at = reveal.received_at
-        with self.engine.begin() as c:
+        with self.writing() as c:
             earlier = c.execute(_REVEALED_REQUEST, {"id": reveal.job_id}).first()
             if earlier is not None and earlier[0] != reveal.request:
                 raise RevealConflict(f"job {reveal.job_id} was revealed before with another request")

@@ -24,6 +24,11 @@ _SETTLEABLE = (
 )
 _PENDING = select(SETTLEMENTS).where(SETTLEMENTS.c.status == "pending").order_by(SETTLEMENTS.c.id)
 _OF_SETTLEMENT = select(JOBS).where(JOBS.c.settlement_id == bindparam("sid"))
+_CHARGED = (
+    update(JOBS)
+    .where(JOBS.c.job_id == bindparam("w_id"))
+    .values(charge=bindparam("charge"), refund=bindparam("refund"))
+)
 _SETTLING_IDS = select(JOBS.c.job_id).where(
     JOBS.c.settlement_id == bindparam("sid"), JOBS.c.state == _S.SETTLING.value
 )
@@ -39,7 +44,7 @@ class SettlementStore(StoreBase):
     def begin_settlement(self, job_ids: Sequence[str], nonce: int, tx_hash: str, gas_price: int) -> int:
         """Records a settlement about to be sent and moves its jobs to SETTLING; returns its id."""
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             self._check_fence(c)
             sid = c.execute(
                 insert(SETTLEMENTS),
@@ -60,7 +65,7 @@ class SettlementStore(StoreBase):
 
     def bump_settlement(self, settlement_id: int, tx_hash: str, gas_price: int) -> None:
         """Records a re-send of a stuck settlement at the same nonce with a higher fee."""
-        with self.engine.begin() as c:
+        with self.writing() as c:
             c.execute(
                 update(SETTLEMENTS)
                 .where(SETTLEMENTS.c.id == settlement_id)
@@ -91,30 +96,28 @@ class SettlementStore(StoreBase):
 
         The `JobSettled` events, when ingested, find the jobs SETTLED already and move nothing again."""
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             c.execute(
                 update(SETTLEMENTS)
                 .where(SETTLEMENTS.c.id == settlement_id)
                 .values(status="mined", mined_block=block, gas_used=gas_used)
             )
             ids = [str(j) for (j,) in c.execute(_SETTLING_IDS, {"sid": settlement_id})]
+            values = {"settle_tx": tx_hash, "closed_block": block, "lease_until": 0.0}
             detail = f"block {block} tx {tx_hash}"
-            moved: list[str] = []
-            for job_id in ids:
-                charge, refund = (charges or {}).get(job_id, (None, None))
-                values = {
-                    "settle_tx": tx_hash,
-                    "closed_block": block,
-                    "lease_until": 0.0,
-                    **({"charge": charge, "refund": refund} if charge is not None else {}),
-                }
-                moved += self.move(c, [job_id], _S.SETTLED, now, detail, values=values, sources=[_S.SETTLING])
+            moved = self.move(c, ids, _S.SETTLED, now, detail, values=values, sources=[_S.SETTLING])
+            charged = [(j, charges[j]) for j in moved if charges and j in charges]
+            if charged:
+                c.execute(
+                    _CHARGED,
+                    [{"w_id": j, "charge": charge, "refund": refund} for j, (charge, refund) in charged],
+                )
             return moved
 
     def settlement_dropped(self, settlement_id: int, status: str, reason: str) -> None:
         """The settlement will not be mined (or reverted): its unsettled jobs go back to COMPLETED."""
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             c.execute(update(SETTLEMENTS).where(SETTLEMENTS.c.id == settlement_id).values(status=status))
             ids = [str(j) for (j,) in c.execute(_SETTLING_IDS, {"sid": settlement_id})]
             values = {"settlement_id": None}
@@ -126,7 +129,7 @@ class SettlementStore(StoreBase):
         if not job_ids:
             return
         now = time.time()
-        with self.engine.begin() as c:
+        with self.writing() as c:
             first = JOBS.c.reason.is_(None) | (JOBS.c.reason != NOT_ON_CHAIN)
             values = {"completed_at": now, "reason": NOT_ON_CHAIN}
             self.move(
@@ -159,5 +162,5 @@ class SettlementStore(StoreBase):
         values: dict[str, Any] = {"reason": reason, "lease_until": 0.0}
         if closed_block is not None:
             values["closed_block"] = closed_block
-        with self.engine.begin() as c:
+        with self.writing() as c:
             return self.move(c, job_ids, state, time.time(), reason, values=values)
