@@ -25,6 +25,7 @@ from bme.node.errors import ModelRuntimeFailed, ModelUnavailable, RequestTimeout
 from bme.node.runtime import RuntimeReport
 from bme.node.wire import Ready, WorkerConfig
 from bme.node.worker_process import WorkerProcess
+from bme.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class RestartPolicy:
     """Longest a worker may take to load the model and generate its first token."""
 
     def delay(self, attempt: int) -> float:
-        return float(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+        return backoff_delay(attempt, self.backoff_s, self.max_backoff_s)
 
 
 class Supervisor:

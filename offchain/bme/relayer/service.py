@@ -32,6 +32,7 @@ from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.settings import RelayerSettings
 from bme.relayer.settle import Settler
 from bme.relayer.store import JobStore, LeaseLost
+from bme.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +181,17 @@ class Relayer:
 
     async def _connect(self) -> None:
         """Waits for the chain, checks it is the deployment's, and sets up ingestion."""
-        delay = 0.5
+        backoff = Backoff(first=0.5, cap=5.0)
         while not self._stopping.is_set():
             try:
                 chain_id = int(await self.rpc.call("eth_chainId"), 16)
                 break
             except RpcError as exc:
-                log.warning("waiting for the chain at %s: %s", self.settings.rpc_url, exc)
+                delay = backoff.failed()
+                log.warning(
+                    "waiting for the chain at %s: %s (again in %.1f s)", self.settings.rpc_url, exc, delay
+                )
                 await wait_any(self._stopping, delay)
-                delay = min(delay * 2, 5.0)
         else:
             return
         if chain_id != self.deployment.chain_id:
@@ -255,15 +258,15 @@ class Relayer:
 
     async def _ingest_loop(self) -> None:
         assert self.ingestor is not None
-        backoff = self.settings.poll_interval_s
+        backoff = Backoff(first=self.settings.poll_interval_s, cap=10.0)
         while not self._stopping.is_set():
             self.new_block.clear()
             try:
                 leader = await self._hold_leadership()
             except SQLAlchemyError as exc:
-                log.warning("the store is unavailable: %s (retrying in %.1f s)", exc, backoff)
-                await wait_any(self._stopping, backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.failed()
+                log.warning("the store is unavailable: %s (retrying in %.1f s)", exc, delay)
+                await wait_any(self._stopping, delay)
                 continue
             if leader:
                 try:
@@ -273,11 +276,11 @@ class Relayer:
                     self.leader, self._leader_until = False, 0.0
                     continue
                 except (RpcError, SQLAlchemyError) as exc:
-                    log.warning("ingestion: %s (retrying in %.1f s)", exc, backoff)
-                    await wait_any(self._stopping, backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    delay = backoff.failed()
+                    log.warning("ingestion: %s (retrying in %.1f s)", exc, delay)
+                    await wait_any(self._stopping, delay)
                     continue
-                backoff = self.settings.poll_interval_s
+                backoff.succeeded()
                 self._last_poll = time.monotonic()
                 self.metrics.head.set(outcome.head)
                 self.metrics.checkpoint.set(outcome.checkpoint)
@@ -307,7 +310,7 @@ class Relayer:
                 await wait_any(self.work, 0.25)
 
     async def _settle_loop(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(first=0.5, cap=10.0)
         while not self._stopping.is_set():
             self.batch_full.clear()
             self._completions = 0
@@ -319,15 +322,15 @@ class Relayer:
             if leader:
                 try:
                     settled = await self.settler.step()
-                    backoff = 0.5
+                    backoff.succeeded()
                 except LeaseLost as exc:
                     log.warning("settlement: %s", exc)
                     self.leader, self._leader_until = False, 0.0
                     continue
                 except (RpcError, SQLAlchemyError) as exc:
-                    log.warning("settlement: %s (retrying in %.1f s)", exc, backoff)
-                    await wait_any(self._stopping, backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    delay = backoff.failed()
+                    log.warning("settlement: %s (retrying in %.1f s)", exc, delay)
+                    await wait_any(self._stopping, delay)
                     continue
                 if settled:
                     self.changed.notify()
@@ -370,7 +373,7 @@ class Relayer:
         """New-block notifications over WebSocket: a wake-up call for the poller, never a source of events."""
         from websockets.asyncio.client import connect
 
-        delay = 0.5
+        backoff = Backoff(first=0.5, cap=10.0)
         while not self._stopping.is_set():
             try:
                 async with connect(url, open_timeout=5, max_size=2**22) as ws:
@@ -379,10 +382,9 @@ class Relayer:
                             {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
                         )
                     )
-                    delay = 0.5
+                    backoff.succeeded()
                     async for _message in ws:
                         self.new_block.set()
             except (OSError, TimeoutError, Exception) as exc:  # any failure: reconnect later
                 log.debug("new-block subscription lost: %s", exc)
-            await wait_any(self._stopping, delay)
-            delay = min(delay * 2, 10.0)
+            await wait_any(self._stopping, backoff.failed())

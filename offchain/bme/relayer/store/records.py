@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bme.retry import backoff_delay
+
 
 class LeaseLost(Exception):
     """This relayer no longer holds the lease its write needs: another relayer took over."""
@@ -25,7 +27,7 @@ NO_OPERATOR_WAIT_S = 2.0
 
 def unavailable_backoff(failures: int) -> float:
     """Seconds before the next try of a job whose calls found the node down or busy `failures` times."""
-    return min(FIRST_UNAVAILABLE_BACKOFF_S * 2.0 ** (max(failures, 1) - 1), MAX_UNAVAILABLE_BACKOFF_S)
+    return backoff_delay(failures, FIRST_UNAVAILABLE_BACKOFF_S, MAX_UNAVAILABLE_BACKOFF_S)
 
 
 @dataclass(frozen=True)
