@@ -12,7 +12,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from bme.credential import HEADER_SIGNATURE, issue_token, sign_request
+from bme.credential import HEADER_SIGNATURE, JOB_PREFIX, issue_token, sign_request
 from bme.node.app import CHAT_PATH
 
 from .conftest import MODEL, PROMPT, Node, chat_body
@@ -87,6 +87,16 @@ def test_max_tokens_defaults_to_the_node_default(serve_node: Any) -> None:
         body = chat_body()
         del body["max_tokens"]
         assert node.chat(body).json()["usage"]["completion_tokens"] == 5
+
+
+def test_a_paid_job_asked_again_gets_its_first_answer_marked_replayed(serve_node: Any) -> None:
+    body = chat_body(max_tokens=2, user=f"{JOB_PREFIX}0x{'5a' * 32}")
+    with serve_node() as node:  # its own journal: the shared node's counts no paid job
+        first, again = node.chat(body), node.chat(body)
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert "X-BME-Replayed" not in first.headers
+    assert again.headers["X-BME-Replayed"] == "true"
+    assert again.json() == first.json()  # the same completion, its id included: the job ran once
 
 
 # --- who may call -------------------------------------------------------------------------------------------

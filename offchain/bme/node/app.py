@@ -4,7 +4,8 @@ A chat completion goes through, in order: the body size limit (413), the relayer
 and field validation (400), the model id (404), the `max_tokens` and prompt limits (400), admission to a
 completion slot (503 with Retry-After when the queue is full), then the backend, within the request
 timeout (504); a model runtime that crashes under a request answers it with a 503 naming the crash.
-Nothing before admission runs the model. Every error is an OpenAI-style error object.
+Nothing before admission runs the model. Every error is an OpenAI-style error object (`ErrorBody`); every
+body is a model of `bme.node.schemas`, which the OpenAPI schema (`bme operator openapi`) publishes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,8 +29,16 @@ from bme.node.limits import AdmissionGate
 from bme.node.metrics import CONTENT_TYPE, NodeMetrics
 from bme.node.schemas import (
     SSE_DONE,
+    ChatCompletion,
     ChatCompletionRequest,
+    ChunkDelta,
     ChunkWriter,
+    ErrorBody,
+    ErrorDetail,
+    ModelCard,
+    ModelList,
+    NodeHealth,
+    NodeReadiness,
     completion_body,
     new_completion_id,
     parse_chat_request,
@@ -41,6 +50,27 @@ log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 _ENDPOINTS = {CHAT_PATH, "/v1/models", "/healthz", "/readyz", "/metrics"}
+#: What each error status of the chat route means (every error body is an `ErrorBody`).
+_CHAT_ERRORS = {
+    400: "a malformed request, an unsupported field, or a limit broken (max_tokens, prompt size)",
+    401: "no valid credential of the trusted relayer",
+    404: "a model this node does not serve",
+    413: "the body is larger than the node accepts",
+    500: "an unexpected error in the node",
+    502: "the upstream server failed or was unreachable",
+    503: "every completion slot is busy and the queue is full, or the model runtime is down (Retry-After)",
+    504: "the completion did not finish within the node's request timeout",
+}
+_STREAM_FORMAT = (
+    "With `stream: true`: server-sent events, each `data:` a JSON `chat.completion.chunk` (id, object, "
+    "created, model, choices with a `delta`, and `usage` when `stream_options.include_usage` asks for it), "
+    "then `data: [DONE]`; an error after the first chunk is an event holding an error body."
+)
+
+
+def _errors(reasons: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that answers `ErrorBody` with each status of `reasons`."""
+    return {status: {"model": ErrorBody, "description": reason} for status, reason in reasons.items()}
 
 
 def create_app(
@@ -91,56 +121,95 @@ def create_app(
     app.add_middleware(_RequestMetrics, metrics=metrics)
     _install_error_handlers(app, metrics)
 
-    @app.get("/healthz")
-    async def healthz() -> Response:
+    @app.get(
+        "/healthz",
+        response_description="The node answers.",
+        response_model_exclude_none=True,
+        responses={503: {"model": NodeHealth, "description": "The node gave up and is about to exit."}},
+    )
+    async def healthz(response: Response) -> NodeHealth:
         """The node's state. 200 while the process can answer (also while its model runtime restarts, with
         `status` "restarting" and the `reason`); 503 once it has given up and is about to exit."""
         health = backend.health()
-        body: dict[str, Any] = {
-            "status": "ok" if health.ready else "failed" if health.failed else "restarting",
-            "backend": backend.kind,
-            "model": backend.model_id,
-            "running": gate.active,
-            "queued": gate.waiting,
-            "slots": gate.slots,
-            "max_queue": gate.max_queue,
-            "jobs_executed": journal.executed,
-            "jobs_replayed": journal.replayed,
-        }
-        if health.reason is not None:
-            body["reason"] = health.reason
-        if health.restarts:
-            body["model_restarts"] = health.restarts
-        return JSONResponse(body, status_code=503 if health.failed else 200)
+        response.status_code = 503 if health.failed else 200
+        return NodeHealth(
+            status="ok" if health.ready else "failed" if health.failed else "restarting",
+            backend=backend.kind,
+            model=backend.model_id,
+            running=gate.active,
+            queued=gate.waiting,
+            slots=gate.slots,
+            max_queue=gate.max_queue,
+            jobs_executed=journal.executed,
+            jobs_replayed=journal.replayed,
+            reason=health.reason,
+            model_restarts=health.restarts or None,
+        )
 
-    @app.get("/readyz")
-    async def readyz() -> Response:
+    @app.get(
+        "/readyz",
+        response_description="Ready.",
+        response_model_exclude_none=True,
+        responses={503: {"model": NodeReadiness, "description": "Not ready: the model runtime is down."}},
+    )
+    async def readyz(response: Response) -> NodeReadiness:
         """200 when a completion can start now; 503 with the reason while the model runtime is down."""
         health = backend.health()
-        body: dict[str, Any] = {"ready": health.ready}
-        if health.reason is not None:
-            body["reason"] = health.reason
-        return JSONResponse(body, status_code=200 if health.ready else 503)
+        response.status_code = 200 if health.ready else 503
+        return NodeReadiness(ready=health.ready, reason=health.reason)
 
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format 0.0.4."}},
+    )
+    async def prometheus_metrics() -> PlainTextResponse:
+        """The node's Prometheus metrics."""
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
-    def model_card() -> dict[str, Any]:
-        return {"id": backend.model_id, "object": "model", "created": 0, "owned_by": "bme-node"}
+    def model_card() -> ModelCard:
+        return ModelCard(id=backend.model_id, object="model", created=0, owned_by="bme-node")
 
-    @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [model_card()]}
+    @app.get("/v1/models", response_description="The model this node serves.")
+    async def list_models() -> ModelList:
+        """The models this node serves: one."""
+        return ModelList(object="list", data=[model_card()])
 
-    @app.get("/v1/models/{model_id:path}")
-    async def get_model(model_id: str) -> dict[str, Any]:
+    @app.get(
+        "/v1/models/{model_id:path}",
+        response_description="The model.",
+        responses=_errors({404: "a model this node does not serve"}),
+    )
+    async def get_model(model_id: str) -> ModelCard:
+        """The model this node serves, by its id."""
         if model_id != backend.model_id:
             raise ModelNotFound(f"The model `{model_id}` does not exist on this node.", param="model")
         return model_card()
 
-    @app.post(CHAT_PATH)
-    async def chat_completions(request: Request) -> Response:
+    @app.post(
+        CHAT_PATH,
+        response_model=ChatCompletion,
+        responses={
+            200: {
+                "description": "The completion: a JSON object, or with `stream: true` server-sent events.",
+                "content": {
+                    "text/event-stream": {"schema": {"type": "string", "description": _STREAM_FORMAT}}
+                },
+                "headers": {
+                    "X-BME-Replayed": {
+                        "description": "`true` when a paid job asked again is answered from the job journal.",
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
+            **_errors(_CHAT_ERRORS),
+        },
+    )
+    async def chat_completions(request: Request, response: Response) -> dict[str, Any] | Response:
+        """OpenAI's chat completion, for the trusted relayer (its credential in the headers). The body is
+        OpenAI's request (model, messages, max_tokens, temperature, top_p, stop, seed, stream...); a paid
+        job names itself in `user` and runs once: asked again with the same body, the first answer is
+        sent again."""
         received_at = time.time()
         started = time.monotonic()
         deadline = started + settings.request_timeout_s
@@ -186,9 +255,11 @@ def create_app(
 
         if job is not None:
             answer, replayed = await journal.run_once(job, body, complete, received_at=received_at)
-            return JSONResponse(answer, headers={"X-BME-Replayed": "true"} if replayed else None)
+            if replayed:
+                response.headers["X-BME-Replayed"] = "true"
+            return answer
         if not chat.stream:
-            return JSONResponse(await complete())
+            return await complete()
         await gate.acquire(timeout=deadline - time.monotonic())
         release = _Once(gate.release)
         # Wait for the first event before answering, so that a failure to start (an unreachable or
@@ -222,20 +293,20 @@ async def _stream_events(
     """The SSE body: a role chunk, text chunks, a finish chunk, the usage chunk if asked, then [DONE]."""
     writer = ChunkWriter(new_completion_id(), model_id, include_usage=chat.include_usage)
     try:
-        yield writer.delta({"role": "assistant", "content": ""})
+        yield writer.delta(ChunkDelta(role="assistant", content=""))
         async with aclosing(events):
             event: StreamEvent | None = first
             if isinstance(first, TextDelta):
                 metrics.ttft.observe(time.monotonic() - started)
             while event is not None:
                 if isinstance(event, Finished):
-                    yield writer.delta({}, finish_reason=event.finish_reason)
+                    yield writer.delta(ChunkDelta(), finish_reason=event.finish_reason)
                     usage_chunk = writer.usage(event.usage)
                     if usage_chunk is not None:
                         yield usage_chunk
                     metrics.record_usage(model_id, event.finish_reason, event.usage)
                     break
-                yield writer.delta({"content": event.text})
+                yield writer.delta(ChunkDelta(content=event.text))
                 event = await anext(events, None)
         yield SSE_DONE
     except NodeError as exc:
@@ -309,28 +380,25 @@ def _install_error_handlers(app: FastAPI, metrics: NodeMetrics) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        body = {
-            "error": {
-                "message": f"{request.method} {request.url.path}: {exc.detail}",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "not_found" if exc.status_code == 404 else None,
-            }
-        }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        body = ErrorBody(
+            error=ErrorDetail(
+                message=f"{request.method} {request.url.path}: {exc.detail}",
+                type="invalid_request_error",
+                param=None,
+                code="not_found" if exc.status_code == 404 else None,
+            )
+        )
+        return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {
-            "error": {
-                "message": "Internal error in the node.",
-                "type": "server_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        return JSONResponse(body, status_code=500)
+        body = ErrorBody(
+            error=ErrorDetail(
+                message="Internal error in the node.", type="server_error", param=None, code=None
+            )
+        )
+        return JSONResponse(body.model_dump(), status_code=500)
 
 
 class _RequestMetrics:

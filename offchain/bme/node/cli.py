@@ -1,4 +1,5 @@
-"""The node's commands: `bme operator serve` (`operator_app`) and `bme bench node` (`bench_node_command`)."""
+"""The node's commands: `bme operator serve` and `bme operator openapi` (`operator_app`), and `bme bench node`
+(`bench_node_command`)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,41 @@ def serve(
     health = node_backend.health()
     if health.failed:
         raise ModelRuntimeFailed(health.reason or "the model runtime failed")
+
+
+@operator_app.command("openapi")
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Print the node API's OpenAPI schema (the node does not serve it: its routes are OpenAI's, plus health,
+    readiness and metrics)."""
+    import asyncio
+    import sys
+
+    from bme.node.app import create_app
+    from bme.node.upstream import UpstreamBackend
+
+    # The routes do not depend on the settings: any valid ones will do, read from nowhere (not the
+    # environment), with a backend that never connects.
+    placeholder = "0x" + "00" * 19 + "01"
+    settings = NodeSettings.model_construct(
+        backend="upstream",
+        upstream_url="http://127.0.0.1:0/v1",
+        upstream_model="model",
+        trusted_relayer=placeholder,
+        operator_address=placeholder,
+    )
+    backend = UpstreamBackend.from_settings(settings)
+    try:
+        text = json.dumps(create_app(settings, backend).openapi(), indent=2) + "\n"
+    finally:
+        asyncio.run(backend.aclose())
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
 
 
 def _settings_problems(exc: ValidationError) -> str:

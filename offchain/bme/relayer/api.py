@@ -6,7 +6,8 @@
   fails, at most S seconds.
 - `GET /v1/operators`, `GET /v1/models`; `/healthz`, `/readyz`, `/metrics`.
 
-Requests are limited in size and in rate per address; every refusal is a 4xx with a message.
+Requests are limited in size and in rate per address; every refusal is a 4xx with a message (`ErrorBody`).
+Each route's body is a model of `bme.relayer.responses`, which the OpenAPI schema publishes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,19 @@ from bme.commitment import Domain, job_id_for, read_message, recover, reveal_mes
 from bme.job_states import FINAL_STATES
 from bme.relayer.db import TERMINAL, Reveal, State
 from bme.relayer.requests import InvalidJobRequest, parse_job_request
+from bme.relayer.responses import (
+    ErrorBody,
+    Health,
+    JobStatus,
+    JobTransition,
+    OperatorRecord,
+    PendingJob,
+    PricedModel,
+    Readiness,
+    ReportedState,
+    RevealAccepted,
+    refusals,
+)
 from bme.relayer.store import JobStore, RevealConflict
 
 JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
@@ -73,7 +87,7 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send, length: int) -> None:
         detail = f"the body is {length} bytes; the relayer accepts at most {self.max_bytes}"
-        response = JSONResponse({"detail": detail}, status_code=413)
+        response = JSONResponse(ErrorBody(detail=detail).model_dump(), status_code=413)
         await response(scope, _no_receive, send)
 
 
@@ -128,21 +142,47 @@ def create_api(
 
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", response_description="The process answers.")
+    async def healthz() -> Health:
+        """The process answers."""
+        return Health(status="ok")
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    @app.get(
+        "/readyz",
+        response_description="Ready.",
+        response_model_exclude_unset=True,
+        responses={503: {"model": Readiness, "description": "Not ready: the same body, `ready` false."}},
+    )
+    async def readyz(response: Response) -> Readiness:
+        """Whether the relayer does its work: 200 when ready, 503 with the same body when not."""
         ok, detail = ready()
-        return JSONResponse({"ready": ok, **detail}, status_code=200 if ok else 503)
+        response.status_code = 200 if ok else 503
+        return Readiness(ready=ok, **detail)
 
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format 0.0.4."}},
+    )
+    async def prometheus() -> PlainTextResponse:
+        """The relayer's Prometheus metrics."""
+        return PlainTextResponse(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/v1/jobs/{job_id}/reveal", status_code=202)
-    async def reveal(body: RevealBody, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> dict[str, Any]:
+    @app.post(
+        "/v1/jobs/{job_id}/reveal",
+        status_code=202,
+        response_description="The reveal is stored.",
+        responses=refusals(
+            {
+                400: "a bad signature, an invalid request, or a model the price book does not list",
+                403: "the signer is not the payer of this job for this request",
+                409: "the job was revealed before with another request",
+                413: "the body or the request text is too large",
+                429: "too many requests from this payer",
+            }
+        ),
+    )
+    async def reveal(body: RevealBody, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> RevealAccepted:
         """Reveals a job's request. The signer must be the job's payer: `jobId == keccak(payer, specHash)`."""
         if len(body.request.encode("utf-8")) > max_request_bytes:
             raise HTTPException(413, f"the request text exceeds {max_request_bytes} bytes")
@@ -181,9 +221,22 @@ def create_api(
             raise HTTPException(409, str(exc)) from None
         if state == State.REVEALED.value:
             on_revealed(job_id)
-        return {"job_id": job_id, "payer": signer, "state": state, "reason": reason}
+        reported: ReportedState = "PENDING" if state == "PENDING" else State(state)
+        return RevealAccepted(job_id=job_id, payer=signer, state=reported, reason=reason)
 
-    @app.get("/v1/jobs/{job_id}")
+    @app.get(
+        "/v1/jobs/{job_id}",
+        response_description="The job, or PENDING with its id and the reason before its payment is ingested.",
+        responses=refusals(
+            {
+                400: "a bad signature",
+                401: f"the read signature is not made within {READ_WINDOW_S} s of now",
+                403: "the signer is not the job's payer",
+                404: "no job with this id is known to this relayer",
+                429: "too many requests from this payer",
+            }
+        ),
+    )
     async def read_job(
         job_id: str = Path(pattern=JOB_ID_PATTERN),
         x_bme_issued_at: int = Header(description="Unix time the read signature was made."),
@@ -195,8 +248,9 @@ def create_api(
             default="change",
             description="What ends a wait: any change of state, an answer ready, or the job's end.",
         ),
-    ) -> dict[str, Any]:
-        """A job's state and answer, for its payer only."""
+    ) -> JobStatus | PendingJob:
+        """A job's state and answer, for its payer only: a job whose payment is not ingested yet is PENDING,
+        with only its id and the reason."""
         if abs(time.time() - x_bme_issued_at) > READ_WINDOW_S:
             raise HTTPException(401, f"the read signature must be made within {READ_WINDOW_S} s of now")
         try:
@@ -217,66 +271,64 @@ def create_api(
             await job_changed(job_id, wait, targets)
             job, transitions = store.job(job_id)
         if job is None:
-            return {
-                "job_id": job_id,
-                "state": "PENDING",
-                "reason": "revealed; its payment is not ingested yet",
-            }
-        return {
-            "job_id": job_id,
-            "state": job.state,
-            "reason": job.reason,
-            "payer": job.payer,
-            "model_id": job.model_id,
-            "max_credits": job.max_credits,
-            "tokens_burned": job.tokens_burned,
-            "deadline": job.deadline,
-            "open_tx": job.tx_hash,
-            "operator": job.operator,
-            "answer": job.answer,
-            "input_tokens": job.input_tokens,
-            "output_tokens": job.output_tokens,
-            "result_hash": job.result_hash,
-            "settle_tx": job.settle_tx,
-            "charge": job.charge,
-            "refund": job.refund,
-            "history": [{"state": t.state, "at": t.at, "detail": t.detail} for t in transitions],
-        }
+            return PendingJob(
+                job_id=job_id, state="PENDING", reason="revealed; its payment is not ingested yet"
+            )
+        return JobStatus(
+            job_id=job_id,
+            state=State(job.state),
+            reason=job.reason,
+            payer=job.payer,
+            model_id=job.model_id,
+            max_credits=job.max_credits,
+            tokens_burned=job.tokens_burned,
+            deadline=job.deadline,
+            open_tx=job.tx_hash,
+            operator=job.operator,
+            answer=job.answer,
+            input_tokens=job.input_tokens,
+            output_tokens=job.output_tokens,
+            result_hash=job.result_hash,
+            settle_tx=job.settle_tx,
+            charge=job.charge,
+            refund=job.refund,
+            history=[JobTransition(state=State(t.state), at=t.at, detail=t.detail) for t in transitions],
+        )
 
-    @app.get("/v1/operators")
-    async def operators() -> list[dict[str, Any]]:
+    @app.get("/v1/operators", response_description="The registry's operators and their service.")
+    async def operators() -> list[OperatorRecord]:
         """Operators the registry lists, with this relayer's record of their service: calls dispatched,
         succeeded and failed; of the failures, how many found the node unreachable (no answer) and how many
         got an error answer; the last failure's reason, which starts with its kind."""
         return [
-            {
-                "address": o.address,
-                "endpoint": o.endpoint,
-                "models": [int(m) for m in o.models.split(",") if m],
-                "active": o.active,
-                "jailed": o.jailed,
-                "dispatched": o.dispatched,
-                "succeeded": o.succeeded,
-                "failed": o.failed,
-                "unreachable": o.unreachable,
-                "answered_errors": o.answered_errors,
-                "latency_ewma_ms": round(o.latency_ewma_ms, 3),
-                "last_error": o.last_error,
-            }
+            OperatorRecord(
+                address=o.address,
+                endpoint=o.endpoint,
+                models=[int(m) for m in o.models.split(",") if m],
+                active=o.active,
+                jailed=o.jailed,
+                dispatched=o.dispatched,
+                succeeded=o.succeeded,
+                failed=o.failed,
+                unreachable=o.unreachable,
+                answered_errors=o.answered_errors,
+                latency_ewma_ms=round(o.latency_ewma_ms, 3),
+                last_error=o.last_error,
+            )
             for o in store.operators()
         ]
 
-    @app.get("/v1/models")
-    async def models() -> list[dict[str, Any]]:
+    @app.get("/v1/models", response_description="The price book.")
+    async def models() -> list[PricedModel]:
         """The price book: USD credits (micro-dollars) per million input and output tokens."""
         return [
-            {
-                "model_id": m.model_id,
-                "name": m.name,
-                "input_price_per_million": m.input_price,
-                "output_price_per_million": m.output_price,
-                "listed": m.listed,
-            }
+            PricedModel(
+                model_id=m.model_id,
+                name=m.name,
+                input_price_per_million=m.input_price,
+                output_price_per_million=m.output_price,
+                listed=m.listed,
+            )
             for m in store.model_rows()
         ]
 

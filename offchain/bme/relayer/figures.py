@@ -7,16 +7,15 @@ burned so far is summed from the BME core's `CreditsMinted` events, incrementall
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
-from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
 
 from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
 from bme.errors import BmeError
+from bme.relayer.responses import CoreStatus, JobQuote, ProtocolFigures, refusals
 
-STATUS_NAMES = ("Healthy", "Warning", "HaltCR", "HaltOracle")
+STATUS_NAMES: tuple[CoreStatus, ...] = ("Healthy", "Warning", "HaltCR", "HaltOracle")
 
 
 class ChainFigures:
@@ -45,31 +44,35 @@ class ChainFigures:
                 self._burned_through = head
             return self._burned
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> ProtocolFigures:
         p = self.protocol
         head = p.client.w3.eth.block_number
         bme = p.bme.functions
         outstanding = int(bme.outstandingCredits().call(block_identifier=head))
-        return {
-            "block": head,
-            "cmp_supply": int(p.token.functions.totalSupply().call(block_identifier=head)),
-            "cmp_burned": self.burned(head),
-            "cmp_reissued": int(bme.totalReissued().call(block_identifier=head)),
-            "cmp_newly_issued": int(bme.totalNewIssuance().call(block_identifier=head)),
-            "cmp_emitted": int(p.emissions.functions.totalReleased().call(block_identifier=head)),
-            "remint_credits": int(bme.remintCredits().call(block_identifier=head)),
-            "outstanding_credits": outstanding,
-            "collateral_ratio_bps": int(bme.collateralRatioBps().call(block_identifier=head))
+        return ProtocolFigures(
+            block=head,
+            cmp_supply=int(p.token.functions.totalSupply().call(block_identifier=head)),
+            cmp_burned=self.burned(head),
+            cmp_reissued=int(bme.totalReissued().call(block_identifier=head)),
+            cmp_newly_issued=int(bme.totalNewIssuance().call(block_identifier=head)),
+            cmp_emitted=int(p.emissions.functions.totalReleased().call(block_identifier=head)),
+            remint_credits=int(bme.remintCredits().call(block_identifier=head)),
+            outstanding_credits=outstanding,
+            collateral_ratio_bps=int(bme.collateralRatioBps().call(block_identifier=head))
             if outstanding
             else None,
-            "status": STATUS_NAMES[int(bme.status().call(block_identifier=head))],
-            "current_epoch": int(p.escrow.functions.currentEpoch().call(block_identifier=head)),
-            "epoch_length": int(p.escrow.functions.epochLength().call()),
-        }
+            status=STATUS_NAMES[int(bme.status().call(block_identifier=head))],
+            current_epoch=int(p.escrow.functions.currentEpoch().call(block_identifier=head)),
+            epoch_length=int(p.escrow.functions.epochLength().call()),
+        )
 
     def install(self, app: FastAPI) -> None:
-        @app.get("/v1/protocol")
-        def protocol_figures() -> dict[str, Any]:
+        @app.get(
+            "/v1/protocol",
+            response_description="The figures at the latest block.",
+            responses=refusals({503: "the chain does not answer"}),
+        )
+        def protocol_figures() -> ProtocolFigures:
             """Supply, burned, minted (re-issue, new issuance, emission), remint credits, CR, status, epoch.
             CMP amounts are base units (18 decimals), credits CRD base units (6 decimals)."""
             try:
@@ -77,12 +80,16 @@ class ChainFigures:
             except BmeError as exc:
                 raise HTTPException(503, f"the chain is unavailable: {exc}") from None
 
-        @app.get("/v1/quote")
+        @app.get(
+            "/v1/quote",
+            response_description="The quote.",
+            responses=refusals({400: "a model the price book does not list, or the chain does not answer"}),
+        )
         def quote(
             model: str = Query(description="A model of the price book, by name or id."),
             max_tokens: int = Query(ge=1, le=1_000_000, description="Most answer tokens."),
             prompt_tokens: int = Query(default=0, ge=0, le=1_000_000, description="Prompt tokens."),
-        ) -> dict[str, Any]:
+        ) -> JobQuote:
             """The maximum and expected cost of a job, in credits and in CMP at the current oracle price."""
             from bme.user.quote import compute_quote, find_model, read_market
 
@@ -96,4 +103,4 @@ class ChainFigures:
                 )
             except BmeError as exc:
                 raise HTTPException(400, str(exc)) from None
-            return asdict(q)
+            return JobQuote.model_validate(q, from_attributes=True)
