@@ -36,7 +36,6 @@ from bme.relayer.responses import (
     PendingJob,
     PricedModel,
     Readiness,
-    ReportedState,
     RevealAccepted,
     refusals,
 )
@@ -221,8 +220,7 @@ def create_api(
             raise HTTPException(409, str(exc)) from None
         if state == State.REVEALED.value:
             on_revealed(job_id)
-        reported: ReportedState = "PENDING" if state == "PENDING" else State(state)
-        return RevealAccepted(job_id=job_id, payer=signer, state=reported, reason=reason)
+        return RevealAccepted(job_id=job_id, payer=signer, state=State(state), reason=reason)
 
     @app.get(
         "/v1/jobs/{job_id}",
@@ -272,7 +270,7 @@ def create_api(
             job, transitions = store.job(job_id)
         if job is None:
             return PendingJob(
-                job_id=job_id, state="PENDING", reason="revealed; its payment is not ingested yet"
+                job_id=job_id, state=State.PENDING, reason="revealed; its payment is not ingested yet"
             )
         return JobStatus(
             job_id=job_id,

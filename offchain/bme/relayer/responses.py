@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bme.job_states import JobState
 
-#: A job's state as the API reports it: PENDING is a revealed job whose payment is not ingested yet.
-ReportedState: TypeAlias = JobState | Literal["PENDING"]
+#: A job's state as the API reports it (PENDING: a revealed job whose payment is not ingested yet).
+ReportedState: TypeAlias = JobState
 #: The BME core's status by name, as `status()` numbers it.
 CoreStatus: TypeAlias = Literal["Healthy", "Warning", "HaltCR", "HaltOracle"]
 
@@ -84,7 +84,7 @@ class PendingJob(BaseModel):
     """A job whose request is revealed but whose payment the relayer has not ingested yet."""
 
     job_id: str = Field(description="The job's id, 0x and 64 hex digits.")
-    state: Literal["PENDING"] = Field(description="Always PENDING.")
+    state: Literal[JobState.PENDING] = Field(description="Always PENDING.")
     reason: str = Field(description="Why the job has no other state yet.")
 
 
