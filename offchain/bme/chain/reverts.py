@@ -27,6 +27,7 @@ from eth_utils.crypto import keccak
 
 from bme import display
 from bme.chain.artifacts import artifacts
+from bme.economics.jobs import JobStatus
 from bme.errors import ContractRevert
 
 _ORACLE_STALE = "the oracle price is stale (last update {0:ago}, limit {1:s})"
@@ -140,7 +141,6 @@ _PANICS = {
     0x51: "a call to an uninitialised function",
 }
 _STATUS = ("Healthy", "Warning", "HaltCR", "HaltOracle")
-_JOB_STATUS = ("unknown (no such job)", "open", "settled", "expired")
 _OPERATOR_STATUS = ("not registered", "bonded", "unbonding")
 #: The access-control roles of the contracts and of OpenZeppelin's timelock: `keccak256(name)`, and 0 for the
 #: default admin role.
@@ -166,6 +166,15 @@ def _roles() -> dict[bytes, str]:
 
 def _named(names: tuple[str, ...], value: int) -> str:
     return names[value] if 0 <= value < len(names) else f"status {value}"
+
+
+def _job_status(value: int) -> str:
+    """A job's on-chain status by name ("open"); no status is a job the escrow does not know."""
+    try:
+        status = JobStatus(value)
+    except ValueError:
+        return f"status {value}"
+    return "unknown (no such job)" if status == JobStatus.NONE else status.name.lower()
 
 
 class _Fields(string.Formatter):
@@ -203,7 +212,7 @@ class _Fields(string.Formatter):
             case "status":
                 return _named(_STATUS, value)
             case "jobstatus":
-                return _named(_JOB_STATUS, value)
+                return _job_status(value)
             case "opstatus":
                 return _named(_OPERATOR_STATUS, value)
             case "role":

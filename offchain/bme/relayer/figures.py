@@ -14,6 +14,8 @@ from fastapi import FastAPI, HTTPException, Query
 
 from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
+from bme.chain.pricing import find_model, read_market
+from bme.economics.quote import compute_quote
 from bme.errors import BmeError
 
 STATUS_NAMES = ("Healthy", "Warning", "HaltCR", "HaltOracle")
@@ -84,8 +86,6 @@ class ChainFigures:
             prompt_tokens: int = Query(default=0, ge=0, le=1_000_000, description="Prompt tokens."),
         ) -> dict[str, Any]:
             """The maximum and expected cost of a job, in credits and in CMP at the current oracle price."""
-            from bme.user.quote import compute_quote, find_model, read_market
-
             try:
                 found = find_model(self.protocol, model)
                 q = compute_quote(
