@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bme.chain.events import Event
 from bme.relayer.db import (
     UNAVAILABLE,
     Attempt,
@@ -34,7 +35,6 @@ from bme.relayer.db import (
     Transition,
     make_engine,
 )
-from bme.relayer.events import Event
 
 CHECKPOINT = "events"
 _TRANSITIONS = "bme_transitions"  # a session's transitions not yet written
