@@ -21,13 +21,14 @@ from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from bme import display
+from bme.chain.abi import abi_type, selector, signature
 from bme.chain.artifacts import artifacts
 from bme.economics.jobs import JobStatus
+from bme.economics.status import STATUS_NAMES
 from bme.errors import ContractRevert
 
 _ORACLE_STALE = "the oracle price is stale (last update {0:ago}, limit {1:s})"
@@ -140,7 +141,6 @@ _PANICS = {
     0x41: "out of memory",
     0x51: "a call to an uninitialised function",
 }
-_STATUS = ("Healthy", "Warning", "HaltCR", "HaltOracle")
 _OPERATOR_STATUS = ("not registered", "bonded", "unbonding")
 #: The access-control roles of the contracts and of OpenZeppelin's timelock: `keccak256(name)`, and 0 for the
 #: default admin role.
@@ -210,7 +210,7 @@ class _Fields(string.Formatter):
             case "hex":
                 return "0x" + (bytes(value).hex() if isinstance(value, bytes) else f"{int(value):x}")
             case "status":
-                return _named(_STATUS, value)
+                return STATUS_NAMES.get(value, f"status {value}")
             case "jobstatus":
                 return _job_status(value)
             case "opstatus":
@@ -225,24 +225,14 @@ class _Fields(string.Formatter):
 @cache
 def _selectors() -> dict[bytes, tuple[str, list[str]]]:
     table: dict[bytes, tuple[str, list[str]]] = {
-        function_signature_to_4byte_selector("Error(string)"): ("Error", ["string"]),
-        function_signature_to_4byte_selector("Panic(uint256)"): ("Panic", ["uint256"]),
+        selector("Error(string)"): ("Error", ["string"]),
+        selector("Panic(uint256)"): ("Panic", ["uint256"]),
     }
     for art in artifacts().values():
         for item in art.abi:
-            if item.get("type") != "error":
-                continue
-            types = [_abi_type(i) for i in item["inputs"]]
-            sig = f"{item['name']}({','.join(types)})"
-            table[function_signature_to_4byte_selector(sig)] = (item["name"], types)
+            if item.get("type") == "error":
+                table[selector(signature(item))] = (item["name"], [abi_type(i) for i in item["inputs"]])
     return table
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){item['type'][5:]}"
-    return str(item["type"])
 
 
 def render(name: str, args: tuple[Any, ...], *, function: str | None = None, now: int | None = None) -> str:

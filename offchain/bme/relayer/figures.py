@@ -16,9 +16,8 @@ from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
 from bme.chain.pricing import find_model, read_market
 from bme.economics.quote import compute_quote
+from bme.economics.status import STATUS_NAMES
 from bme.errors import BmeError
-
-STATUS_NAMES = ("Healthy", "Warning", "HaltCR", "HaltOracle")
 
 
 class ChainFigures:
