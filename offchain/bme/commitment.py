@@ -26,6 +26,8 @@ from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+# The job id is the escrow's rule, written once beside the reference model that replays use.
+from bme.economics.jobs import job_id_for as job_id_for
 from bme.signatures import recover_address
 
 DOMAIN_NAME = "BME Relayer"
@@ -71,11 +73,6 @@ def request_text(
 def spec_hash(text: str) -> bytes:
     """The commitment to a request text."""
     return keccak(text.encode("utf-8"))
-
-
-def job_id_for(payer: str, spec: bytes) -> int:
-    """`JobEscrow.jobIdFor(payer, specHash)`."""
-    return int.from_bytes(keccak(encode(["address", "bytes32"], [to_checksum_address(payer), spec])), "big")
 
 
 def result_hash(answer: str) -> bytes:

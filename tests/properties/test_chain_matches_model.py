@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
-from bme.economics.model import JobStatus, ProtocolModel, Settlement
+from bme.economics.jobs import JobStatus
+from bme.economics.model import ProtocolModel, Settlement
 from bme.economics.status import Status
 from tests.conftest import CMP, GENESIS, Deployed
 from tests.properties.machine import GAS, ChainModelMachine

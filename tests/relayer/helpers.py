@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from sqlalchemy import func, select
 
+from bme.chain.abi import calldata
 from bme.chain.deploy import SMOLLM2
 from bme.commitment import job_hex, job_id_for, request_text, spec_hash
 from bme.relayer.db import Attempt, Job, Lease, Transition
@@ -40,7 +39,6 @@ from bme.user.quote import quote_job
 
 CMP = 10**18
 MODEL = SMOLLM2.name
-OPEN_JOB = keccak(text="openJob(uint16,uint256,bytes32,uint32)")[:4]
 OPEN_JOB_GAS = 200_000
 #: Settings every end-to-end relayer gets: no rate limit in the way of a thousand reveals, quick batches,
 #: quick recovery of a settlement whose send was lost.
@@ -145,9 +143,8 @@ class JobFactory:
             )
             spec = spec_hash(text)
             prepared = PreparedJob(text, spec, job_id_for(user.address, spec), self.quote)
-            data = OPEN_JOB + encode(
-                ["uint16", "uint256", "bytes32", "uint32"],
-                [model_id or self.model_id, self.max_credits, spec, deadline],
+            data = calldata(
+                "JobEscrow", "openJob", model_id or self.model_id, self.max_credits, spec, deadline
             )
             signed = user.sign_transaction(
                 {

@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from bme.chain.events import Event
 from bme.commitment import (
     Domain,
     job_hex,
@@ -26,7 +27,6 @@ from bme.commitment import (
     spec_hash,
 )
 from bme.relayer.api import create_api
-from bme.relayer.events import Event
 from bme.relayer.responses import ErrorBody
 from bme.relayer.store import Choice, JobStore, OperatorInfo
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bme.relayer.events import EventDecoder
+from bme.chain.events import EventDecoder
+from bme.chain.rpc import Rpc, RpcError
 from bme.relayer.ingest import Ingestor, PollOutcome
-from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.store import JobStore
 from bme.stack import LocalStack, StackConfig
 

@@ -12,9 +12,9 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
+from bme.chain.events import Event
 from bme.relayer.db import UNAVAILABLE, BlockHash, Job, Reveal, Settlement, State
 from bme.relayer.dispatch import Dispatcher
-from bme.relayer.events import Event
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict, Tries, unavailable_backoff
 

@@ -10,21 +10,14 @@ from pathlib import Path
 import pytest
 from web3.logs import DISCARD
 
+from bme.chain.pricing import find_model, read_market
 from bme.display import cmp, crd
 from bme.economics.params import Parameters
+from bme.economics.quote import Market, Model, compute_quote, credits_for_tokens, tokens_for_credits
 from bme.errors import ChainError, ConfigError, ContractRevert
 from bme.node.settings import EMBEDDED_MODEL_NAME
 from bme.user.prompt_tokens import CHARS_PER_TOKEN, count_prompt_tokens, estimate_tokens
-from bme.user.quote import (
-    Market,
-    Model,
-    compute_quote,
-    credits_for_tokens,
-    find_model,
-    quote_job,
-    read_market,
-    tokens_for_credits,
-)
+from bme.user.quote import quote_job
 
 from .conftest import BIG, CMP, CONFIDENCE, CRD, PRICE, Devnet, bme
 

@@ -21,12 +21,14 @@ from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from bme import display
+from bme.chain.abi import abi_type, selector, signature
 from bme.chain.artifacts import artifacts
+from bme.economics.jobs import JobStatus
+from bme.economics.status import STATUS_NAMES
 from bme.errors import ContractRevert
 
 _ORACLE_STALE = "the oracle price is stale (last update {0:ago}, limit {1:s})"
@@ -139,8 +141,6 @@ _PANICS = {
     0x41: "out of memory",
     0x51: "a call to an uninitialised function",
 }
-_STATUS = ("Healthy", "Warning", "HaltCR", "HaltOracle")
-_JOB_STATUS = ("unknown (no such job)", "open", "settled", "expired")
 _OPERATOR_STATUS = ("not registered", "bonded", "unbonding")
 #: The access-control roles of the contracts and of OpenZeppelin's timelock: `keccak256(name)`, and 0 for the
 #: default admin role.
@@ -166,6 +166,15 @@ def _roles() -> dict[bytes, str]:
 
 def _named(names: tuple[str, ...], value: int) -> str:
     return names[value] if 0 <= value < len(names) else f"status {value}"
+
+
+def _job_status(value: int) -> str:
+    """A job's on-chain status by name ("open"); no status is a job the escrow does not know."""
+    try:
+        status = JobStatus(value)
+    except ValueError:
+        return f"status {value}"
+    return "unknown (no such job)" if status == JobStatus.NONE else status.name.lower()
 
 
 class _Fields(string.Formatter):
@@ -201,9 +210,9 @@ class _Fields(string.Formatter):
             case "hex":
                 return "0x" + (bytes(value).hex() if isinstance(value, bytes) else f"{int(value):x}")
             case "status":
-                return _named(_STATUS, value)
+                return STATUS_NAMES.get(value, f"status {value}")
             case "jobstatus":
-                return _named(_JOB_STATUS, value)
+                return _job_status(value)
             case "opstatus":
                 return _named(_OPERATOR_STATUS, value)
             case "role":
@@ -216,24 +225,14 @@ class _Fields(string.Formatter):
 @cache
 def _selectors() -> dict[bytes, tuple[str, list[str]]]:
     table: dict[bytes, tuple[str, list[str]]] = {
-        function_signature_to_4byte_selector("Error(string)"): ("Error", ["string"]),
-        function_signature_to_4byte_selector("Panic(uint256)"): ("Panic", ["uint256"]),
+        selector("Error(string)"): ("Error", ["string"]),
+        selector("Panic(uint256)"): ("Panic", ["uint256"]),
     }
     for art in artifacts().values():
         for item in art.abi:
-            if item.get("type") != "error":
-                continue
-            types = [_abi_type(i) for i in item["inputs"]]
-            sig = f"{item['name']}({','.join(types)})"
-            table[function_signature_to_4byte_selector(sig)] = (item["name"], types)
+            if item.get("type") == "error":
+                table[selector(signature(item))] = (item["name"], [abi_type(i) for i in item["inputs"]])
     return table
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){item['type'][5:]}"
-    return str(item["type"])
 
 
 def render(name: str, args: tuple[Any, ...], *, function: str | None = None, now: int | None = None) -> str:

@@ -50,6 +50,22 @@ def bench_gas(
         console.print_json(json.dumps(figures))
 
 
+@bench_app.command("codec")
+def bench_codec(
+    batch: Annotated[int, typer.Option(min=1, help="Settlements in the `settle` batch.")] = 100,
+    logs: Annotated[int, typer.Option(min=1, help="Event logs to decode.")] = 1_000,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """CPU time of the relayer's hot-path encodings: a `settle` batch's call data, event logs decoded."""
+    from bme.bench.codec import measure
+
+    figures = measure(batch, logs)
+    if json_output:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        console.print_json(json.dumps(figures))
+
+
 @bench_app.command("e2e")
 def bench_e2e(
     jobs: Annotated[

@@ -8,11 +8,10 @@ the same calls and compare outcomes and state exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
-from functools import lru_cache
 
 from bme.economics import math as m
-from bme.economics.keccak import keccak256
+from bme.economics.jobs import JobStatus, job_id_for
+from bme.economics.oracle import is_fresh
 from bme.economics.params import (
     DEFAULT_MAX_JOB_DURATION,
     MAX_JOB_CREDITS,
@@ -21,15 +20,6 @@ from bme.economics.params import (
 )
 from bme.economics.status import Status, next_status
 from bme.economics.window import WindowState, consume
-
-
-class JobStatus(IntEnum):
-    """Mirror of the Solidity `JobStatus`."""
-
-    NONE = 0
-    OPEN = 1
-    SETTLED = 2
-    EXPIRED = 3
 
 
 class ModelRevert(Exception):
@@ -69,20 +59,6 @@ class Oracle:
     price: int = 0
     confidence: int = 0
     updated_at: int = 0
-
-
-@lru_cache(maxsize=1 << 16)
-def job_id_for(payer: str, spec_hash: bytes) -> int:
-    """Mirror of `JobEscrow.jobIdFor`: keccak256(abi.encode(payer, specHash)).
-
-    The ABI encoding is written out (the address left-padded to a word, the bytes32 right-padded) and recent
-    ids are remembered: this is on the hot path of scenario replays, which compute each job's id twice (the
-    wallet, then the escrow), where eth-abi's general encoder would cost ten times the hash.
-    """
-    address = bytes.fromhex(payer[2:] if payer[:2] in ("0x", "0X") else payer)
-    if len(address) != 20 or len(spec_hash) > 32:
-        raise ValueError(f"not an address and a bytes32: {payer!r}, {spec_hash!r}")
-    return int.from_bytes(keccak256(bytes(12) + address + spec_hash.ljust(32, b"\x00")), "big")
 
 
 @dataclass
@@ -145,7 +121,7 @@ class ProtocolModel:
         o, p = self.oracle, self.params
         if o.price == 0:
             raise ModelRevert("BmeOracleNonPositive")
-        if o.updated_at == 0 or o.updated_at > self.now or self.now - o.updated_at > p.oracle_max_age:
+        if not is_fresh(o.updated_at, self.now, p.oracle_max_age):
             raise ModelRevert("BmeOracleStale", o.updated_at, p.oracle_max_age)
         if not m.confidence_within(o.price, o.confidence, p.oracle_max_confidence_bps):
             raise ModelRevert("BmeOracleUncertain", o.price, o.confidence, p.oracle_max_confidence_bps)

@@ -14,6 +14,15 @@ class Status(IntEnum):
     HALT_ORACLE = 3
 
 
+#: The statuses by their Solidity names, as the relayer's API, reports and messages show them.
+STATUS_NAMES: dict[int, str] = {
+    Status.HEALTHY: "Healthy",
+    Status.WARNING: "Warning",
+    Status.HALT_CR: "HaltCR",
+    Status.HALT_ORACLE: "HaltOracle",
+}
+
+
 def next_status(
     previous: Status, oracle_ok: bool, cr_bps: int, warn_bps: int, halt_bps: int, hysteresis_bps: int
 ) -> Status:

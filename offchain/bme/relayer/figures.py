@@ -7,15 +7,17 @@ burned so far is summed from the BME core's `CreditsMinted` events, incrementall
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 from fastapi import FastAPI, HTTPException, Query
 
 from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
+from bme.chain.pricing import find_model, read_market
+from bme.economics.quote import compute_quote
+from bme.economics.status import STATUS_NAMES
 from bme.errors import BmeError
 from bme.relayer.responses import CoreStatus, JobQuote, ProtocolFigures, refusals
-
-STATUS_NAMES: tuple[CoreStatus, ...] = ("Healthy", "Warning", "HaltCR", "HaltOracle")
 
 
 class ChainFigures:
@@ -61,7 +63,7 @@ class ChainFigures:
             collateral_ratio_bps=int(bme.collateralRatioBps().call(block_identifier=head))
             if outstanding
             else None,
-            status=STATUS_NAMES[int(bme.status().call(block_identifier=head))],
+            status=cast(CoreStatus, STATUS_NAMES[int(bme.status().call(block_identifier=head))]),
             current_epoch=int(p.escrow.functions.currentEpoch().call(block_identifier=head)),
             epoch_length=int(p.escrow.functions.epochLength().call()),
         )
@@ -91,8 +93,6 @@ class ChainFigures:
             prompt_tokens: int = Query(default=0, ge=0, le=1_000_000, description="Prompt tokens."),
         ) -> JobQuote:
             """The maximum and expected cost of a job, in credits and in CMP at the current oracle price."""
-            from bme.user.quote import compute_quote, find_model, read_market
-
             try:
                 found = find_model(self.protocol, model)
                 q = compute_quote(

@@ -18,21 +18,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
-from bme.relayer.events import Event, EventDecoder
-from bme.relayer.rpc import Rpc, RpcError
+from bme.chain.abi import calldata, returned, returned_struct
+from bme.chain.events import ESCROW_EVENTS, Event, EventDecoder
+from bme.chain.rpc import Rpc, RpcError
 from bme.relayer.store import IngestResult, JobStore, OperatorInfo
 
 log = logging.getLogger(__name__)
 
-_OPERATOR_OF = keccak(text="operatorOf(address)")[:4]
-_ENDPOINT_OF = keccak(text="endpointOf(address)")[:4]
-_MODELS_OF = keccak(text="modelsOf(address)")[:4]
-_IS_ACTIVE = keccak(text="isActive(address)")[:4]
-_OPERATOR_STRUCT = "(uint128,uint48,uint48,uint8,bool,bool)"
+#: The registry's views of an operator read after its events, in the order `_operators` reads them.
+_OPERATOR_VIEWS = ("operatorOf", "endpointOf", "modelsOf", "isActive")
 
 
 class ReorgDuringFetch(Exception):
@@ -189,32 +185,29 @@ class Ingestor:
 
     async def _operators(self, events: list[Event], block: int) -> list[OperatorInfo]:
         addresses = sorted(
-            {to_checksum_address(e.args["operator"]) for e in events if e.name not in _ESCROW_NAMES}
+            {to_checksum_address(e.args["operator"]) for e in events if e.name not in ESCROW_EVENTS}
         )
         if not addresses:
             return []
         registry = to_checksum_address(self.decoder.registry)
         calls = []
         for a in addresses:
-            arg = encode(["address"], [a])
-            for selector in (_OPERATOR_OF, _ENDPOINT_OF, _MODELS_OF, _IS_ACTIVE):
-                calls.append(
-                    ("eth_call", [{"to": registry, "data": "0x" + (selector + arg).hex()}, hex(block)])
-                )
+            for view in _OPERATOR_VIEWS:
+                data = calldata("OperatorRegistry", view, a)
+                calls.append(("eth_call", [{"to": registry, "data": "0x" + data.hex()}, hex(block)]))
         results = await self.rpc.batch(calls)
         out = []
         for i, a in enumerate(addresses):
             op_raw, endpoint_raw, models_raw, active_raw = (
                 bytes.fromhex(r[2:]) for r in results[4 * i : 4 * i + 4]
             )
-            (struct,) = decode([_OPERATOR_STRUCT], op_raw)
-            (endpoint,) = decode(["string"], endpoint_raw)
-            (models,) = decode(["uint16[]"], models_raw)
-            (active,) = decode(["bool"], active_raw)
+            operator = returned_struct("OperatorRegistry", "operatorOf", op_raw)
+            (endpoint,) = returned("OperatorRegistry", "endpointOf", endpoint_raw)
+            (models,) = returned("OperatorRegistry", "modelsOf", models_raw)
+            (active,) = returned("OperatorRegistry", "isActive", active_raw)
             out.append(
-                OperatorInfo(a, str(endpoint), tuple(int(m) for m in models), bool(active), bool(struct[4]))
+                OperatorInfo(
+                    a, str(endpoint), tuple(int(m) for m in models), bool(active), bool(operator["jailed"])
+                )
             )
         return out
-
-
-_ESCROW_NAMES = {"JobOpened", "JobSettled", "JobExpired", "ModelPriced", "ModelDelisted"}

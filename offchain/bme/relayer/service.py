@@ -19,16 +19,16 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import SQLAlchemyError
 
 from bme.chain.deploy import Deployment
+from bme.chain.events import Event, EventDecoder
+from bme.chain.rpc import Rpc, RpcError
 from bme.commitment import Domain
 from bme.errors import ConfigError
 from bme.relayer.api import create_api, wait_any
 from bme.relayer.db import TERMINAL
 from bme.relayer.dispatch import Dispatcher
-from bme.relayer.events import Event, EventDecoder
 from bme.relayer.figures import ChainFigures
 from bme.relayer.ingest import Ingestor
 from bme.relayer.metrics import RelayerMetrics
-from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.settings import RelayerSettings
 from bme.relayer.settle import Settler
 from bme.relayer.store import JobStore, LeaseLost

@@ -15,25 +15,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from eth_abi.abi import decode, encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
+from bme.chain.abi import calldata, returned_struct
+from bme.chain.events import EventDecoder
 from bme.chain.reverts import decode_revert
+from bme.chain.rpc import Rpc, RpcError
+from bme.economics.jobs import JobStatus
 from bme.relayer.db import State
-from bme.relayer.events import EventDecoder
 from bme.relayer.metrics import RelayerMetrics
-from bme.relayer.rpc import Rpc, RpcError
 from bme.relayer.store import JobStore
 from bme.relayer.store.base import JobRow
 
 log = logging.getLogger(__name__)
 
-_JOB_OF = keccak(text="jobOf(uint256)")[:4]
-_SETTLE = keccak(text="settle((uint256,address,uint32,uint32,bytes32)[])")[:4]
-_JOB_STRUCT = "(address,uint16,uint32,uint40,uint8)"
-OPEN, SETTLED, EXPIRED = 1, 2, 3
 GAS_MARGIN = 1.2  # over eth_estimateGas: refunds and warm/cold slots differ between estimate and inclusion
 BUMP = 1.25  # nodes accept a replacement at +10% or more
 
@@ -42,14 +38,14 @@ def settle_calldata(jobs: Sequence[JobRow]) -> bytes:
     rows = [
         (
             int(j.job_id, 16),
-            to_checksum_address(j.operator or ""),
+            j.operator or "",
             int(j.input_tokens or 0),
             int(j.output_tokens or 0),
             bytes.fromhex((j.result_hash or "0x")[2:]),
         )
         for j in jobs
     ]
-    return _SETTLE + encode(["(uint256,address,uint32,uint32,bytes32)[]"], [rows])
+    return calldata("JobEscrow", "settle", rows)
 
 
 class Settler:
@@ -187,19 +183,20 @@ class Settler:
         """The jobs that are open on-chain and not too close to their deadline; the others are marked."""
         calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False])]
         for j in jobs:
-            data = "0x" + (_JOB_OF + encode(["uint256"], [int(j.job_id, 16)])).hex()
+            data = "0x" + calldata("JobEscrow", "jobOf", int(j.job_id, 16)).hex()
             calls.append(("eth_call", [{"to": self.escrow, "data": data}, "latest"]))
         latest, *results = await self.rpc.batch(calls)
         # Deadlines are in chain time, which a devnet may have moved ahead of the wall clock.
         now = int(latest["timestamp"], 16)
         keep, settled, expired, late = [], [], [], []
         for job, raw in zip(jobs, results, strict=True):
-            (_payer, _model, deadline, _max, status) = decode([_JOB_STRUCT], bytes.fromhex(raw[2:]))[0]
-            if status == SETTLED:
+            onchain = returned_struct("JobEscrow", "jobOf", bytes.fromhex(raw[2:]))
+            status, deadline = onchain["status"], onchain["deadline"]
+            if status == JobStatus.SETTLED:
                 settled.append(job.job_id)
-            elif status == EXPIRED:
+            elif status == JobStatus.EXPIRED:
                 expired.append(job.job_id)
-            elif status != OPEN:
+            elif status != JobStatus.OPEN:
                 late.append(job.job_id)  # not on-chain (yet): a reorganisation dropped it
             elif deadline < now + self.deadline_margin_s:
                 expired.append(job.job_id)

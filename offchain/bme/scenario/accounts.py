@@ -10,7 +10,7 @@ from functools import cache
 from eth_hash.auto import keccak
 
 from bme.chain.devnet import devnet_keys
-from bme.scenario.signer import Key
+from bme.chain.fast_signer import Key
 
 
 @cache

@@ -8,16 +8,16 @@ from typing import Any
 
 from eth_account import Account
 
+from bme.chain.abi import calldata, returned
 from bme.chain.client import ChainClient
 from bme.chain.deploy import DeployConfig, Protocol, deploy_protocol
 from bme.chain.deploy import ModelListing as PriceBookEntry
+from bme.chain.fast_signer import Key
 from bme.errors import ChainError
 from bme.scenario import actions as a
-from bme.scenario.abi import calldata, returned
 from bme.scenario.accounts import Accounts
 from bme.scenario.backend import Backend, OracleReading, ProtocolConfig, ProtocolState, WalletView
 from bme.scenario.devnets import GAS_PRICE, ChainKind, Devnet, open_devnet
-from bme.scenario.signer import Key
 from bme.scenario.timeline import reference_timeline
 
 MAX_UINT = 2**256 - 1

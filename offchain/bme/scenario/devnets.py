@@ -9,17 +9,16 @@ Blocks hold many transactions: they are sent without waiting and mined together,
 
 from __future__ import annotations
 
-import http.client
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from web3 import Web3
 
 from bme.chain.devnet import Anvil
+from bme.chain.rpc import KeepAliveRpc
 from bme.errors import ChainError
 from bme.scenario.timeline import GENESIS_TIME
 
@@ -110,15 +109,12 @@ class AnvilDevnet(Devnet):
             ]
         ).start()
         self.chain_id = self._anvil.chain_id
-        # One kept-alive connection: a scenario sends each transaction on its own (see `execute`), and
-        # http.client costs a fraction of a millisecond per call where a requests session costs several times
-        # more.
-        self._connection = http.client.HTTPConnection("127.0.0.1", self._anvil.port, timeout=300)
-        self._next_id = 0
+        # One kept-alive connection: a scenario sends each transaction on its own (see `execute`).
+        self._node = KeepAliveRpc(self._anvil.url, name="anvil")
         self._automine = True
         try:
-            self._rpc("anvil_setBlockTimestampInterval", [1])
-            self._batch([("anvil_setBalance", [a, hex(FUNDING)]) for a in funded])
+            self._node.call("anvil_setBlockTimestampInterval", [1])
+            self._node.batch([("anvil_setBalance", [a, hex(FUNDING)]) for a in funded])
         except Exception:
             self.close()
             raise
@@ -130,60 +126,22 @@ class AnvilDevnet(Devnet):
     def web3(self) -> Web3:
         return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
 
-    def _post(self, payload: object) -> Any:
-        body = json.dumps(payload).encode()
-        for attempt in (1, 2):  # anvil may close an idle kept-alive connection: reconnect once
-            try:
-                self._connection.request("POST", "/", body, {"Content-Type": "application/json"})
-                return json.loads(self._connection.getresponse().read())
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                self._connection.close()
-                if attempt == 2 or isinstance(exc, ValueError):
-                    raise ChainError(f"anvil did not answer: {exc}") from exc
-        raise AssertionError("unreachable")
-
-    def _rpc(self, method: str, params: list[Any]) -> Any:
-        return self._batch([(method, params)])[0]
-
-    def _batch(self, requests_: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Results of a JSON-RPC batch in request order; any error raises ChainError."""
-        if not requests_:
-            return []
-        first = self._next_id
-        self._next_id += len(requests_)
-        payload = [
-            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
-            for i, (m, p) in enumerate(requests_)
-        ]
-        answers = self._post(payload)
-        if not isinstance(answers, list):
-            raise ChainError(f"anvil refused a batch: {answers}")
-        by_id = {a.get("id"): a for a in answers}
-        results = []
-        for i, (method, _) in enumerate(requests_):
-            answer = by_id.get(first + i)
-            if answer is None or "error" in answer:
-                error = (answer or {}).get("error", "no answer")
-                raise ChainError(f"anvil: {method} failed: {error}")
-            results.append(answer["result"])
-        return results
-
     def _manual_mining(self) -> None:
         if self._automine:
-            self._rpc("evm_setAutomine", [False])
+            self._node.call("evm_setAutomine", [False])
             self._automine = False
 
     def nonces(self, addresses: Sequence[str]) -> list[int]:
-        answers = self._batch([("eth_getTransactionCount", [a, "pending"]) for a in addresses])
+        answers = self._node.batch([("eth_getTransactionCount", [a, "pending"]) for a in addresses])
         return [int(n, 16) for n in answers]
 
     def execute(self, timestamp: int, raw_txs: Sequence[bytes]) -> list[TxOutcome]:
         self._manual_mining()
         # One request per transaction, never a batch: anvil serves a batch's items concurrently, so they can
         # reach its pool (and the first-in first-out block) in another order than the one chosen here.
-        hashes = [self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raw_txs]
-        self._rpc("evm_mine", [timestamp])
-        answers = self._batch(
+        hashes = [self._node.call("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raw_txs]
+        self._node.call("evm_mine", [timestamp])
+        answers = self._node.batch(
             [
                 ("eth_getBlockByNumber", ["latest", False]),
                 *(("eth_getTransactionReceipt", [h]) for h in hashes),
@@ -197,7 +155,7 @@ class AnvilDevnet(Devnet):
         return [TxOutcome(int(r["status"], 16) == 1, int(r["gasUsed"], 16)) for r in receipts]
 
     def call_many(self, calls: Sequence[tuple[str, bytes]]) -> list[bytes]:
-        answers = self._batch(
+        answers = self._node.batch(
             [
                 ("eth_call", [{"to": to, "data": "0x" + data.hex(), "gas": hex(CALL_GAS)}, "latest"])
                 for to, data in calls
@@ -206,7 +164,7 @@ class AnvilDevnet(Devnet):
         return [bytes.fromhex(a[2:]) for a in answers]
 
     def close(self) -> None:
-        self._connection.close()
+        self._node.close()
         self._anvil.stop()
 
 
@@ -225,7 +183,7 @@ class InProcessDevnet(Devnet):
         from eth_utils.address import to_canonical_address
 
         from bme.chain.devnet import devnet_keys
-        from bme.scenario.signer import Key
+        from bme.chain.fast_signer import Key
 
         # The deployment signs with the devnet's well-known keys: they are funded at genesis as on anvil.
         dev = [Key.from_hex(k).address for k in devnet_keys(10)]

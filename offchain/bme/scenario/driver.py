@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from bme.economics import math as m
-from bme.economics.model import Settlement, job_id_for
+from bme.economics.jobs import job_id_for
+from bme.economics.model import Settlement
+from bme.economics.oracle import is_fresh
 from bme.economics.params import MAX_JOB_CREDITS, Parameters
 from bme.errors import BmeError
 from bme.scenario import actions as a
@@ -87,7 +89,7 @@ class _Tally:
 def usable_price(r: OracleReading, now: int, p: Parameters) -> tuple[int, int] | None:
     """What a wallet's quote sees: the reading's price and confidence, or None when the BME core would refuse
     it (no price, stale or from the future, too uncertain)."""
-    if r.price == 0 or r.updated_at == 0 or r.updated_at > now or now - r.updated_at > p.oracle_max_age:
+    if r.price == 0 or not is_fresh(r.updated_at, now, p.oracle_max_age):
         return None
     if not m.confidence_within(r.price, r.confidence, p.oracle_max_confidence_bps):
         return None

@@ -6,14 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from bme.economics.status import Status
+from bme.economics.status import STATUS_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUS_NAMES = {
-    s.value: name for s, name in zip(Status, ("Healthy", "Warning", "HaltCR", "HaltOracle"), strict=True)
-}
 CMP_DECIMALS, CRD_DECIMALS, WAD_DECIMALS = 18, 6, 18
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from bme.economics.model import job_id_for
+from bme.economics.jobs import job_id_for
 from bme.errors import ConfigError
 from bme.scenario.accounts import scenario_accounts
 from bme.scenario.backend import Backend, ProtocolConfig

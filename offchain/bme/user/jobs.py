@@ -36,11 +36,12 @@ from bme.commitment import (
     sign,
     spec_hash,
 )
+from bme.economics.jobs import JobStatus
+from bme.economics.quote import Quote
 from bme.errors import BmeError, ConfigError
 from bme.job_states import FINAL_STATES
-from bme.user.quote import Quote, quote_job
+from bme.user.quote import quote_job
 
-JOB_STATUS = ("none", "open", "settled", "expired")
 #: How many candidates an ambiguous job id prefix lists.
 SHOWN_CANDIDATES = 8
 
@@ -253,7 +254,7 @@ class JobsClient:
         out = []
         for ev in self._opened():
             job_id = int(ev["args"]["jobId"])
-            status = int(escrow.functions.jobOf(job_id).call()[4])
+            status = JobStatus(escrow.functions.jobOf(job_id).call()[4])
             out.append(
                 {
                     "job_id": job_hex(job_id),
@@ -261,7 +262,7 @@ class JobsClient:
                     "max_credits": int(ev["args"]["maxCredits"]),
                     "tokens_burned": int(ev["args"]["tokensBurned"]),
                     "deadline": int(ev["args"]["deadline"]),
-                    "status": JOB_STATUS[status],
+                    "status": status.name.lower(),
                     "open_tx": "0x" + ev["transactionHash"].hex().removeprefix("0x"),
                 }
             )
@@ -297,9 +298,10 @@ class JobsClient:
     def refund(self, job_id: int) -> Sent:
         """Expires an unsettled job past its deadline: its whole reservation returns to the wallet as CRD."""
         escrow = self.protocol.escrow
-        _payer, _model, deadline, _max, status = escrow.functions.jobOf(job_id).call()
-        if status != 1:
-            raise StepFailed("refund", f"job {job_hex(job_id)} is {JOB_STATUS[status]}, not open")
+        _payer, _model, deadline, _max, raw_status = escrow.functions.jobOf(job_id).call()
+        status = JobStatus(raw_status)
+        if status != JobStatus.OPEN:
+            raise StepFailed("refund", f"job {job_hex(job_id)} is {status.name.lower()}, not open")
         now = self.protocol.client.next_timestamp()
         if now <= deadline:
             raise StepFailed(

@@ -20,8 +20,9 @@ from bme.cli.common import (
     open_protocol,
 )
 from bme.display import cmp, crd, usd
+from bme.economics.quote import EXPECTED_OUTPUT_FRACTION, Quote, check_output_tokens
 from bme.errors import ConfigError
-from bme.user.quote import EXPECTED_OUTPUT_FRACTION, Quote, check_output_tokens, quote_job
+from bme.user.quote import quote_job
 
 console = Console(highlight=False, markup=False)
 err_console = Console(stderr=True, highlight=False, markup=False)

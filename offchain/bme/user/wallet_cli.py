@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from web3 import Web3
 
+from bme.chain.pricing import read_market
 from bme.cli.common import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_RPC,
@@ -27,7 +28,6 @@ from bme.cli.common import (
 )
 from bme.display import cmp, crd, duration, eth, usd
 from bme.errors import ChainError, ConfigError
-from bme.user.quote import read_market
 from bme.user.wallets import (
     DEFAULT_WALLET_DIR,
     WalletDirOpt,
@@ -144,7 +144,7 @@ def balance(
                 f"= {usd(tokens * market.price // 10**30, 6)} at {usd(market.price, 18)} per CMP "
                 f"(oracle price, {duration(market.price_age)} old)"
             )
-            if market.price_age > market.params.oracle_max_age:
+            if not market.fresh:
                 value += f"; stale: burns wait for a price under {duration(market.params.oracle_max_age)} old"
     console.print(f"{address}{label}", soft_wrap=True)
     console.print(f"  CMP {cmp(tokens)} {value}", soft_wrap=True)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from bme.chain.events import Event
 from bme.job_states import JobState
-from bme.relayer.events import Event
 from bme.relayer.store.base import (
     BLOCK_HASHES,
     CHECKPOINTS,

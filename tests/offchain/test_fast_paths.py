@@ -11,9 +11,9 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from bme.chain.fast_signer import Key
+from bme.economics.jobs import job_id_for
 from bme.economics.keccak import keccak256
-from bme.economics.model import job_id_for
-from bme.scenario.signer import Key
 
 pytestmark = pytest.mark.pure
 

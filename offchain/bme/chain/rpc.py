@@ -1,16 +1,21 @@
-"""A lean asynchronous JSON-RPC client for the relayer's hot path (logs, headers, calls, raw transactions).
+"""Lean JSON-RPC clients for the hot paths: an asynchronous one (the relayer: logs, headers, calls, raw
+transactions) and a blocking one over one kept-alive connection (a scenario replay's devnet).
 
 web3.py's middleware stack costs about a millisecond of CPU per call, and httpx's asynchronous client about
 half of that; the relayer makes a few calls per block, so it speaks JSON-RPC directly through aiohttp over
-kept-alive connections, batching where it can.
+kept-alive connections, batching where it can. A scenario replay sends each of its transactions on its own,
+where http.client costs a fraction of a millisecond per call and a requests session several times more.
+Both raise `RpcError` for any failure, the node's or the transport's.
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,7 +34,7 @@ class RpcError(ChainError):
 
 
 class Rpc:
-    """JSON-RPC over HTTP; every failure (transport or node error) raises `RpcError`."""
+    """Asynchronous JSON-RPC over HTTP; every failure (transport or node error) raises `RpcError`."""
 
     def __init__(
         self, url: str, timeout: float = 10.0, on_error: Callable[[str], None] | None = None
@@ -113,3 +118,63 @@ class Rpc:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class KeepAliveRpc:
+    """Blocking JSON-RPC over one kept-alive HTTP connection, for one thread that makes one call at a time;
+    every failure raises `RpcError`, its message naming the node as `name`."""
+
+    def __init__(self, url: str, *, timeout: float = 300.0, name: str = "the node") -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"{url!r} is not an http:// URL")
+        self.url = url
+        self.name = name
+        self._path = parts.path or "/"
+        self._connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        self._next_id = 0
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """The result of one call."""
+        return self.batch([(method, params)])[0]
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """The results of several calls sent in one request, in the order of `calls`."""
+        if not calls:
+            return []
+        first = self._next_id
+        self._next_id += len(calls)
+        payload = [
+            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)}
+            for i, (m, p) in enumerate(calls)
+        ]
+        replies = self._post(calls[0][0], payload)
+        if not isinstance(replies, list):
+            raise RpcError(calls[0][0], f"{self.name} refused a batch: {replies!r:.200}")
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        results = []
+        for i, (method, _params) in enumerate(calls):
+            reply = by_id.get(first + i)
+            if reply is None or "error" in reply:
+                err = (reply or {}).get("error") or {}
+                message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+                code = err.get("code") if isinstance(err, dict) else None
+                data = err.get("data") if isinstance(err, dict) else None
+                raise RpcError(method, f"{self.name}: {message or 'no answer'}", code, data)
+            results.append(reply["result"])
+        return results
+
+    def _post(self, method: str, payload: object) -> Any:
+        body = json.dumps(payload).encode()
+        for attempt in (1, 2):  # a node may close an idle kept-alive connection: reconnect once
+            try:
+                self._connection.request("POST", self._path, body, {"Content-Type": "application/json"})
+                return json.loads(self._connection.getresponse().read())
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self._connection.close()
+                if attempt == 2 or isinstance(exc, ValueError):
+                    raise RpcError(method, f"{self.name} did not answer: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._connection.close()
