@@ -35,6 +35,7 @@ from bme.relayer.db import (
     make_engine,
 )
 from bme.relayer.events import Event
+from bme.relayer.migrate import upgrade_to_head
 
 CHECKPOINT = "events"
 _TRANSITIONS = "bme_transitions"  # a session's transitions not yet written
@@ -120,6 +121,7 @@ class JobStore:
 
     def __init__(self, url_or_engine: str | Engine, owner: str) -> None:
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        upgrade_to_head(self.engine)
         self.owner = owner
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = self.engine.dialect.name == "postgresql"
