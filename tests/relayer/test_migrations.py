@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,7 +186,7 @@ def test_relayers_starting_together_migrate_once(store_url: str) -> None:
             e.dispose()
 
 
-def test_a_database_with_only_some_of_the_tables_is_left_alone(tmp_path: Any) -> None:
+def test_a_database_with_only_some_of_the_tables_is_left_alone(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE jobs (id INTEGER PRIMARY KEY)"))
@@ -200,3 +201,36 @@ def test_the_revisions_form_one_line_from_the_baseline() -> None:
     assert chain[0].revision == head_revision()
     for newer, older in itertools.pairwise(chain):
         assert newer.down_revision == older.revision
+
+
+def test_the_operators_commands_show_and_upgrade_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bme.cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'relayer.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    insert_rows(engine)
+    before = read_rows(engine)
+    head = head_revision()
+
+    def bme(*args: str) -> str:
+        result = CliRunner().invoke(app, ["relayer", "db", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "no revision" in bme("current", "--database-url", url)
+    assert f"no revision -> {head} (head)" in bme("upgrade", "--database-url", url)
+    assert current_revision(engine) == head and read_rows(engine) == before
+    assert f"already at {head}" in bme("upgrade", "--database-url", url)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BME_RELAYER_DATABASE_URL", url)
+    assert f"{head} (head)" in bme("current")
+    listed = bme("history")
+    assert all(script.revision in listed for script in revisions())
+    monkeypatch.setenv("BME_RELAYER_DATABASE_URL", f"sqlite:///{tmp_path / 'missing.db'}")
+    missing = CliRunner().invoke(app, ["relayer", "db", "current"])
+    assert missing.exit_code != 0 and not (tmp_path / "missing.db").exists()

@@ -98,7 +98,9 @@ _register_optional()
 
 def _register_relayer() -> None:
     from bme.cli.relayer import bench_relayer_command, relayer_app
+    from bme.cli.relayer_db import db_app
 
+    relayer_app.add_typer(db_app, name="db")
     app.add_typer(relayer_app, name="relayer")
     bench_app.command("relayer")(bench_relayer_command)
 
