@@ -195,6 +195,15 @@ def test_a_database_with_only_some_of_the_tables_is_left_alone(tmp_path: Path) -
     assert set(inspect(engine).get_table_names()) == {"jobs"}
 
 
+def test_a_database_from_a_newer_release_is_left_alone(engine: Engine) -> None:
+    upgrade_to_head(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffff'"))
+    with pytest.raises(ConfigError, match="revision ffff, which this release does not know"):
+        upgrade_to_head(engine)
+    assert current_revision(engine) == "ffff"
+
+
 def test_the_revisions_form_one_line_from_the_baseline() -> None:
     chain = revisions()
     assert chain[-1].revision == BASELINE and chain[-1].down_revision is None

@@ -97,6 +97,7 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     with engine.begin() as conn:
         _lock(conn)
+        _check_known(conn)
         _adopt_unversioned(conn)
         command.upgrade(alembic_config(conn), "head")
 
@@ -108,6 +109,16 @@ def _lock(conn: Connection) -> None:
     elif conn.dialect.name == "sqlite":
         # The driver begins transactions lazily, at the first write: take the write lock now instead.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _check_known(conn: Connection) -> None:
+    """A database a newer release upgraded is left alone, with a reason, rather than failing half-way."""
+    revision = MigrationContext.configure(conn).get_current_revision()
+    if revision is not None and revision not in {r.revision for r in revisions()}:
+        raise ConfigError(
+            f"the relayer's database is at schema revision {revision}, which this release does not know (a"
+            f" newer release upgraded it; this one's newest is {head_revision()}): run a release that has it"
+        )
 
 
 def _adopt_unversioned(conn: Connection) -> None:
