@@ -113,9 +113,10 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(store_url: s
     assert store.hold_lease("ingest", ttl_s=5.0)  # and it is written to as before
 
 
-def test_an_adopted_database_has_the_schema_of_a_migrated_one(store_url: str, engine: Engine) -> None:
-    """The baseline revision makes exactly the tables `create_all` made: the same columns, defaults (the
-    sequences of PostgreSQL's serial keys among them), keys and indexes."""
+def test_an_adopted_database_has_the_schema_of_a_migrated_one(engine: Engine) -> None:
+    """A database made before migrations, once upgraded, has exactly the schema of one migrated from empty:
+    the same columns, defaults (the sequences of PostgreSQL's serial keys among them), keys and indexes; so
+    the baseline revision makes what `create_all` made."""
     upgrade_to_head(engine)
     migrated = schema(engine)
     tables = MetaData()
