@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 
 from bme.relayer.db import make_engine
 from bme.relayer.store import JobStore
+from tests.relayer.pre_migration import create_schema
 
 pytestmark = pytest.mark.pure
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.pure
 def test_an_older_database_gains_the_failure_counters(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relayer.db'}"
     engine = make_engine(url)
+    create_schema(engine)
     with engine.begin() as conn:  # as an earlier release left it
         conn.execute(text("ALTER TABLE operators DROP COLUMN unreachable"))
         conn.execute(text("ALTER TABLE operators DROP COLUMN answered_errors"))

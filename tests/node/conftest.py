@@ -39,7 +39,7 @@ PROMPT = "Write a long story about a robot who learns to paint."
 
 GENERATE_4_TOKENS = """
 from bme.node.engine import load_llama
-from bme.node.model_files import find_smollm2_gguf
+from bme.gguf.files import find_smollm2_gguf
 llama = load_llama(find_smollm2_gguf(), n_ctx=256, n_threads=1, n_batch=64, seed=0)
 out = llama.create_completion("The robot", max_tokens=4, temperature=0)
 assert out["usage"]["completion_tokens"] == 4, out
@@ -118,8 +118,8 @@ def runtime_smoke() -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def reference_llama(runtime_smoke: subprocess.CompletedProcess[str]) -> Iterator[Llama]:
     """llama-cpp-python itself, in this process, for the tests that check the node against it."""
+    from bme.gguf.files import find_smollm2_gguf
     from bme.node.engine import load_llama
-    from bme.node.model_files import find_smollm2_gguf
 
     llama = load_llama(find_smollm2_gguf(), n_ctx=2048, n_threads=1, n_batch=512, seed=0)
     yield llama

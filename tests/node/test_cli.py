@@ -15,11 +15,11 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
+from bme.cli.operator_node import operator_app
 from bme.credential import sign_request
 from bme.errors import ConfigError
 from bme.node.app import CHAT_PATH
 from bme.node.bench import run_node_bench
-from bme.node.cli import operator_app
 from bme.node.embedded import EmbeddedBackend
 from bme.node.server import free_port
 
@@ -28,7 +28,7 @@ from .conftest import MODEL, chat_body
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-SERVE = "from bme.node.cli import operator_app; operator_app(prog_name='bme operator')"
+SERVE = "from bme.cli.operator_node import operator_app; operator_app(prog_name='bme operator')"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -9,10 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bme.gguf.files import (
+    SMOLLM2_GGUF,
+    ModelFileNotFound,
+    check_gguf,
+    find_smollm2_gguf,
+    resolve_model_path,
+)
 from bme.node.backends import ChatMessage, ChatParams, Completion, Finished, TextDelta
 from bme.node.embedded import EmbeddedBackend
-from bme.node.errors import ModelFileNotFound, PromptTooLarge
-from bme.node.model_files import SMOLLM2_GGUF, check_gguf, find_smollm2_gguf, resolve_model_path
+from bme.node.errors import PromptTooLarge
 from bme.node.stops import stop_holdback
 
 from .conftest import PROMPT
@@ -196,7 +202,7 @@ def test_count_prompt_tokens_equals_the_prepared_prompt(embedded: EmbeddedBacken
 
 
 def test_prompt_tokens_match_the_quote_of_the_user_side(embedded: EmbeddedBackend) -> None:
-    """What a user is quoted (counted in the user's process with `bme.node.embedded.ChatTemplate`) is what
+    """What a user is quoted (counted in the user's process with `bme.gguf.template.ChatTemplate`) is what
     the node then charges (counted in its model worker)."""
     from bme.user.prompt_tokens import count_prompt_tokens
 

@@ -27,10 +27,10 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from bme.gguf.files import find_smollm2_gguf
 from bme.node.app import CHAT_PATH, create_app
 from bme.node.embedded import EmbeddedBackend
 from bme.node.faults import FAULT_ENV, INJECTED
-from bme.node.model_files import find_smollm2_gguf
 from bme.node.server import BackgroundServer, free_port
 from bme.node.settings import NodeSettings
 

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from sqlalchemy import create_engine
-
-from bme.relayer.db import Base
+from sqlalchemy import MetaData, create_engine
 
 POSTGRES_ENV = "BME_TEST_POSTGRES_URL"
 REQUIRE_ENV = "BME_TEST_REQUIRE_POSTGRES"
@@ -97,10 +95,12 @@ def postgres_server() -> str:
 
 
 def reset_postgres(url: str) -> str:
-    """Drops the relayer's tables in the database at `url`; returns `url`."""
+    """Drops every table in the database at `url` (the relayer's and Alembic's); returns `url`."""
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
-        Base.metadata.drop_all(engine)
+        tables = MetaData()
+        tables.reflect(engine)
+        tables.drop_all(engine)
     finally:
         engine.dispose()
     return url

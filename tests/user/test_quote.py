@@ -15,7 +15,7 @@ from bme.display import cmp, crd
 from bme.economics.params import Parameters
 from bme.economics.quote import Market, Model, compute_quote, credits_for_tokens, tokens_for_credits
 from bme.errors import ChainError, ConfigError, ContractRevert
-from bme.node.settings import EMBEDDED_MODEL_NAME
+from bme.gguf.files import EMBEDDED_MODEL_NAME
 from bme.user.prompt_tokens import CHARS_PER_TOKEN, count_prompt_tokens, estimate_tokens
 from bme.user.quote import quote_job
 

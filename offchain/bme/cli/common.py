@@ -1,13 +1,12 @@
-"""What the chain-reading commands share: options, amounts, passwords and the connection to the protocol.
+"""What the chain-reading commands share: options, amounts and the connection to the protocol.
 
 Every command that reads the chain takes `--rpc-url`/`BME_RPC_URL` and `--deployment`/`BME_DEPLOYMENT` with
-the same defaults, reads a keystore's password from `BME_PASSWORD` or a hidden prompt (never from the command
-line), and turns a missing deployment, another chain or a lost connection into one `BmeError`.
+the same defaults, reads a keystore's password with `bme.wallet.keystore.read_password` (never from the
+command line), and turns a missing deployment, another chain or a lost connection into one `BmeError`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
@@ -21,7 +20,6 @@ from bme.chain.client import ChainClient
 from bme.chain.deploy import Deployment, Protocol
 from bme.chain.failures import transport_problem
 from bme.errors import BmeError, ChainError, ConfigError
-from bme.wallet.keystore import PASSWORD_ENV
 
 RpcOpt = Annotated[
     str, typer.Option("--rpc-url", envvar="BME_RPC_URL", help="JSON-RPC endpoint [BME_RPC_URL].")
@@ -55,14 +53,6 @@ def fmt(amount: int, decimals: int, unit: str) -> str:
 
 #: Dollars for people (`bme.display.usd`), here beside `fmt` for the commands.
 usd = display.usd
-
-
-def read_password(*, confirm: bool = False, prompt: str = "keystore password") -> str:
-    """The keystore password: `BME_PASSWORD` when set, else a hidden prompt (typed twice when `confirm`)."""
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-    return password
 
 
 @contextmanager

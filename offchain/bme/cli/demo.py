@@ -24,8 +24,8 @@ from web3.logs import DISCARD
 from bme import devnet_ops
 from bme.chain.deploy import SMOLLM2
 from bme.children import Death, ProcessDied
+from bme.cli.ask import run_ask
 from bme.stack import LocalStack, StackConfig
-from bme.user.ask_cli import run_ask
 from bme.user.jobs import JobsClient
 
 CMP, CRD = 10**18, 10**6

@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bme.cli import ask
 from bme.cli.devnet import devnet_app
+from bme.cli.quote import quote_command
+from bme.cli.scenario import bench_scenario_command, scenario_app
 from bme.cli.stack import stack_app
+from bme.cli.wallet import wallet_app
 from bme.errors import BmeError
-from bme.scenario.cli import bench_scenario_command, scenario_app
-from bme.user import ask_cli
-from bme.user.quote_cli import quote_command
-from bme.user.wallet_cli import wallet_app
 
 app = typer.Typer(help="Burn-mint equilibrium protocol for paying AI inference.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: figures measured side by side in one run.", no_args_is_help=True)
@@ -25,9 +25,9 @@ app.add_typer(scenario_app, name="scenario")
 bench_app.command("scenario")(bench_scenario_command)
 app.add_typer(wallet_app, name="wallet")
 app.command("quote")(quote_command)
-app.command("ask")(ask_cli.ask)
-app.command("jobs")(ask_cli.jobs)
-app.command("refund")(ask_cli.refund)
+app.command("ask")(ask.ask)
+app.command("jobs")(ask.jobs)
+app.command("refund")(ask.refund)
 app.add_typer(stack_app, name="stack")
 app.add_typer(devnet_app, name="devnet")
 
@@ -100,7 +100,7 @@ def demo(
 def _register_optional() -> None:
     """Commands of parts that may be absent from an install are added when they import."""
     try:
-        from bme.node.cli import bench_node_command, operator_app
+        from bme.cli.operator_node import bench_node_command, operator_app
     except ImportError:
         return
     import bme.cli.operator  # noqa: F401  (adds register, claim, redeem... to operator_app)
@@ -113,8 +113,10 @@ _register_optional()
 
 
 def _register_relayer() -> None:
-    from bme.relayer.cli import bench_relayer_command, relayer_app
+    from bme.cli.relayer import bench_relayer_command, relayer_app
+    from bme.cli.relayer_db import db_app
 
+    relayer_app.add_typer(db_app, name="db")
     app.add_typer(relayer_app, name="relayer")
     bench_app.command("relayer")(bench_relayer_command)
 

@@ -1,10 +1,10 @@
 """`bme operator register|update|unbond|withdraw|claim|redeem|status`: an operator's life on the chain.
 
-The commands join the node's `operator_app` (beside `serve`). Each signs with a wallet, named as the user
-commands name one (`--wallet NAME` in the wallet directory, or a keystore's path) or given as `--keystore
-FILE`, prints the transaction, its gas and the state that results; failures (a wrong password, too little
-stake or ETH for gas, nothing to claim, an unreachable RPC, a revert) raise `BmeError` subclasses, which `bme`
-prints as one line, exit code 1.
+The commands join `operator_app` of `bme.cli.operator_node` (beside `serve`). Each signs with a wallet,
+named as the user commands name one (`--wallet NAME` in the wallet directory, or a keystore's path) or given
+as `--keystore FILE`, prints the transaction, its gas and the state that results; failures (a wrong password,
+too little stake or ETH for gas, nothing to claim, an unreachable RPC, a revert) raise `BmeError` subclasses,
+which `bme` prints as one line, exit code 1.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from bme.cli.common import (
     open_protocol,
     parse_amount,
 )
+from bme.cli.operator_node import operator_app
 from bme.display import cmp, crd, eth, when
 from bme.errors import ConfigError
-from bme.node.cli import operator_app
 from bme.user.wallets import Wallet, choose_wallet
 
 CMP, CRD = 10**18, 10**6

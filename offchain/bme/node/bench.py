@@ -32,10 +32,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from bme.credential import sign_request
+from bme.gguf.files import resolve_model_path
 from bme.node.app import CHAT_PATH, create_app
 from bme.node.embedded import EmbeddedBackend
 from bme.node.errors import NodeError
-from bme.node.model_files import resolve_model_path
 from bme.node.server import BackgroundServer
 from bme.node.settings import NodeSettings
 

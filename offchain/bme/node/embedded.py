@@ -20,8 +20,9 @@ import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bme.gguf.files import resolve_model_path
 from bme.node.backends import (
     BackendHealth,
     ChatParams,
@@ -32,16 +33,12 @@ from bme.node.backends import (
     collect,
 )
 from bme.node.errors import NodeError, PromptTooLarge, RequestTimeout
-from bme.node.model_files import resolve_model_path
 from bme.node.runtime import RuntimeReport
 from bme.node.settings import NodeSettings
 from bme.node.stops import stop_holdback as stop_holdback
 from bme.node.supervisor import RestartPolicy, Supervisor
 from bme.node.wire import Generate, Prepare, Prepared, WorkerConfig
 from bme.node.worker_process import Sink, WorkerProcess
-
-if TYPE_CHECKING:
-    from bme.node.engine import ChatTemplate as ChatTemplate
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +48,6 @@ HANG_GRACE_S = 10.0
 
 PREPARE_TIMEOUT_S = 30.0
 """Longest a worker may take to render and tokenize a prompt (milliseconds, normally)."""
-
-
-def __getattr__(name: str) -> Any:
-    """`ChatTemplate` for code that renders prompts in its own process (it imports llama_cpp there)."""
-    if name == "ChatTemplate":
-        from bme.node.engine import ChatTemplate
-
-        return ChatTemplate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Job:

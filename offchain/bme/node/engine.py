@@ -4,11 +4,11 @@ This is the only node module that imports llama_cpp. It runs inside a model work
 (`bme.node.worker`), never in the HTTP server's process, so that a crash of the native runtime (an illegal
 instruction, a segfault) takes down a worker the node restarts, not the node.
 
-The prompt is the model's own chat template (from the GGUF metadata) rendered and tokenized exactly as
-llama-cpp-python's `create_chat_completion` does, and the generation loop counts the tokens it samples,
-so usage is exact in both plain and streaming responses: prompt tokens are the tokenized prompt, and
-completion tokens are the tokens sampled, not counting the end-of-generation token (llama-cpp-python's
-own convention, so the node's figures equal a direct call's).
+The prompt is the model's own chat template (from the GGUF metadata, `bme.gguf.template`) rendered and
+tokenized exactly as llama-cpp-python's `create_chat_completion` does, and the generation loop counts the
+tokens it samples, so usage is exact in both plain and streaming responses: prompt tokens are the tokenized
+prompt, and completion tokens are the tokens sampled, not counting the end-of-generation token
+(llama-cpp-python's own convention, so the node's figures equal a direct call's).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from bme.gguf.template import ChatTemplate, TemplateError
 from bme.node.backends import ChatMessage, ChatParams, FinishReason, Usage
 from bme.node.errors import InvalidRequest, NodeError, RequestTimeout
 from bme.node.stops import first_stop, longest_stop, stop_holdback
@@ -61,44 +60,6 @@ class Prompt:
     """The request's stop strings, then the template's."""
 
 
-class ChatTemplate:
-    """The model's chat template, rendered and tokenized as llama-cpp-python's chat handler does."""
-
-    def __init__(self, llama: Llama) -> None:
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise NodeError("the model file has no chat template (tokenizer.chat_template)")
-        eos_id, bos_id = llama.token_eos(), llama.token_bos()
-        self._eos_token = _token_text(llama, eos_id)
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._eos_token,
-            bos_token=_token_text(llama, bos_id),
-            stop_token_ids=[eos_id],
-        )
-        self._llama = llama
-
-    def render(self, params: ChatParams) -> Prompt:
-        messages: list[Any] = [{"role": m.role, "content": m.content} for m in params.messages]
-        try:
-            result = self._formatter(messages=messages)
-        except Exception as exc:  # the template may raise_exception() on, e.g., a bad role order
-            raise InvalidRequest(
-                f"The messages do not fit the model's chat template: {exc}", param="messages"
-            ) from exc
-        token_ids = self._llama.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
-        template_stops = [result.stop] if isinstance(result.stop, str) else list(result.stop or [])
-        return Prompt(token_ids=token_ids, stop=(*params.stop, *template_stops))
-
-
-def _token_text(llama: Llama, token_id: int) -> str:
-    if token_id < 0:
-        return ""
-    return llama.detokenize([token_id], special=True).decode("utf-8", errors="ignore")
-
-
 def _eog_tokens(llama: Llama) -> frozenset[int]:
     """Every end-of-generation token of the vocabulary (EOS, end-of-turn, ...)."""
     vocab = llama._model.vocab  # llama-cpp-python exposes no public handle for llama_vocab_is_eog
@@ -110,13 +71,21 @@ class Engine:
 
     def __init__(self, llama: Llama, *, default_seed: int) -> None:
         self.llama = llama
-        self.template = ChatTemplate(llama)
+        try:
+            self.template = ChatTemplate(llama)
+        except TemplateError as exc:
+            raise NodeError(str(exc)) from None
         self.n_ctx = llama.n_ctx()
         self._eog = _eog_tokens(llama)
         self._default_seed = default_seed
 
     def render(self, params: ChatParams) -> Prompt:
-        return self.template.render(params)
+        """The request's prompt in the model's chat template; a template that rejects it is a bad request."""
+        try:
+            rendered = self.template.render((m.role, m.content) for m in params.messages)
+        except TemplateError as exc:
+            raise InvalidRequest(str(exc), param="messages") from exc
+        return Prompt(token_ids=rendered.token_ids, stop=(*params.stop, *rendered.stop))
 
     def warm_up(self) -> None:
         """Renders a tiny prompt and generates one token, so a runtime that cannot run fails now."""

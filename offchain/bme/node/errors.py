@@ -145,7 +145,3 @@ class UpstreamRejected(NodeError):
     ) -> None:
         super().__init__(message, param=param, code=code)
         self.status_code = status_code
-
-
-class ModelFileNotFound(NodeError):
-    """The embedded model's GGUF file could not be found."""

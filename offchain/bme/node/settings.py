@@ -10,7 +10,8 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+from bme.gguf.files import EMBEDDED_MODEL_NAME
+
 """The id the embedded model is served under: the name the model price book lists it by."""
 
 ZERO_ADDRESS = "0x" + "00" * 20

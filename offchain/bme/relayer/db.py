@@ -189,7 +189,8 @@ class Lease(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`, with the tables created. SQLite runs in WAL mode so readers never wait."""
+    """An engine for `url` (its schema is `bme.relayer.migrate`'s work). SQLite runs in WAL mode so readers
+    never wait."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -205,34 +206,7 @@ def make_engine(url: str) -> Engine:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
-    _add_columns(engine)
     return engine
-
-
-#: Columns added to tables after their first release: (table, column, SQL type and default).
-_ADDED_COLUMNS = (
-    ("operators", "unreachable", "INTEGER NOT NULL DEFAULT 0"),
-    ("operators", "answered_errors", "INTEGER NOT NULL DEFAULT 0"),
-)
-
-
-def _add_columns(engine: Engine) -> None:
-    """Adds to a database made by an earlier release the columns it lacks (`create_all` makes only tables)."""
-    from sqlalchemy import inspect, text
-    from sqlalchemy.exc import DBAPIError
-
-    inspector = inspect(engine)
-    for table, column, ddl in _ADDED_COLUMNS:
-        if column in {c["name"] for c in inspector.get_columns(table)}:
-            continue
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-        except DBAPIError:  # another relayer sharing the database added it meanwhile
-            inspector = inspect(engine)
-            if column not in {c["name"] for c in inspector.get_columns(table)}:
-                raise
 
 
 __all__ = [

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from bme.gguf.files import EMBEDDED_MODEL_NAME
+
 log = logging.getLogger(__name__)
 
 #: Characters per token of the estimate.
@@ -55,10 +57,6 @@ def count_prompt_tokens(text: str, model_name: str, system: str | None = None) -
 
 
 def _is_embedded(model_name: str) -> bool:
-    try:
-        from bme.node.settings import EMBEDDED_MODEL_NAME
-    except ImportError:
-        return False
     return model_name == EMBEDDED_MODEL_NAME
 
 
@@ -67,9 +65,8 @@ def _count_embedded(text: str, system: str | None) -> int | None:
     try:
         from llama_cpp import Llama
 
-        from bme.node.backends import ChatMessage, ChatParams
-        from bme.node.embedded import ChatTemplate
-        from bme.node.model_files import find_smollm2_gguf
+        from bme.gguf.files import find_smollm2_gguf
+        from bme.gguf.template import ChatTemplate
 
         path = find_smollm2_gguf()
         with _quiet_stderr():  # llama.cpp reports on its context to the process's stderr
@@ -78,9 +75,8 @@ def _count_embedded(text: str, system: str | None) -> int | None:
         log.debug("the embedded model's tokenizer is not available: %s", exc)
         return None
     try:
-        messages = (ChatMessage("system", system),) if system is not None else ()
-        rendered = ChatTemplate(llama).render(ChatParams(messages=(*messages, ChatMessage("user", text))))
-        return len(rendered.token_ids)
+        messages = [("system", system)] if system is not None else []
+        return len(ChatTemplate(llama).render([*messages, ("user", text)]).token_ids)
     except Exception as exc:  # the template may reject some input: the caller estimates instead
         log.debug("cannot count with the embedded model's template: %s", exc)
         return None

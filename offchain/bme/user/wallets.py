@@ -18,7 +18,7 @@ import typer
 from eth_account.signers.local import LocalAccount
 
 from bme.errors import ConfigError
-from bme.wallet.keystore import KeystoreError, keystore_address, load_account
+from bme.wallet.keystore import KeystoreError, keystore_address, load_account, read_password
 
 WALLET_DIR_ENV = "BME_WALLET_DIR"
 DEFAULT_WALLET_DIR = Path("~/.bme/wallets")
@@ -97,8 +97,6 @@ class Wallet:
         Raises `bme.wallet.keystore.WrongPassword` (a `ConfigError`) when the password does not open it.
         """
         if password is None:
-            from bme.cli.common import read_password
-
             password = read_password(prompt=f"password of wallet {self.label}")
         return load_account(self.path, password)
 

@@ -49,6 +49,16 @@ def create_keystore(path: Path, password: str, private_key: bytes | str | None =
     return str(account.address)
 
 
+def read_password(*, confirm: bool = False, prompt: str = "keystore password") -> str:
+    """The keystore password: `BME_PASSWORD` when set, else a hidden prompt (typed twice when `confirm`)."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        import typer
+
+        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return password
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())

@@ -29,6 +29,7 @@ from bme.relayer.db import (
     Transition,
     make_engine,
 )
+from bme.relayer.migrate import upgrade_to_head
 from bme.relayer.store.records import LeaseLost
 
 JOBS = cast(Table, Job.__table__)
@@ -56,6 +57,7 @@ class StoreBase:
 
     def __init__(self, url_or_engine: str | Engine, owner: str) -> None:
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        upgrade_to_head(self.engine)
         self.owner = owner
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = self.engine.dialect.name == "postgresql"

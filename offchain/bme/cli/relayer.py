@@ -39,8 +39,7 @@ def relayer_account(keystore: Path | None) -> LocalAccount:
         return account
     if keystore is None:
         raise ConfigError(f"no relayer key: pass --keystore (password in BME_PASSWORD) or set {KEY_ENV}")
-    from bme.cli.common import read_password
-    from bme.wallet.keystore import load_account
+    from bme.wallet.keystore import load_account, read_password
 
     return load_account(keystore, read_password())
 
@@ -130,7 +129,7 @@ def bench_relayer_command(
     import json
     import sys
 
-    from bme.relayer.bench import run_relayer_bench
+    from bme.bench.relayer import run_relayer_bench
 
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")

@@ -29,12 +29,12 @@ from bme.cli.common import (
     chain_errors,
     open_protocol,
 )
+from bme.cli.quote import read_prompt
 from bme.commitment import job_hex
 from bme.display import cmp, crd, deadline
 from bme.errors import ConfigError
 from bme.job_states import JobState
 from bme.user.jobs import JobsClient, StepFailed
-from bme.user.quote_cli import read_prompt
 from bme.user.wallets import WalletOpt, resolve_wallet
 
 console = Console(highlight=False)

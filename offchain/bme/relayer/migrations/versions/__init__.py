@@ -1,0 +1,1 @@
+"""The relayer database's revisions, oldest first by their `down_revision` chain."""
