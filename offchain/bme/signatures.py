@@ -25,8 +25,18 @@ class Signer:
     def __init__(self, private_key: bytes) -> None:
         self._key = PrivateKey(private_key)
 
+    @property
+    def public_key(self) -> bytes:
+        """The uncompressed public key's 64 bytes (x, y)."""
+        return bytes(self._key.public_key.format(compressed=False)[1:])
+
+    def recoverable(self, digest: bytes) -> bytes:
+        """r, s and the recovery id (0 or 1): 65 bytes."""
+        return bytes(self._key.sign_recoverable(digest, hasher=None))
+
     def sign(self, digest: bytes) -> bytes:
-        sig = self._key.sign_recoverable(digest, hasher=None)
+        """r, s and v (27 or 28), as Ethereum's personal and typed-data signatures carry them."""
+        sig = self.recoverable(digest)
         return sig[:64] + bytes([sig[64] + 27])
 
 

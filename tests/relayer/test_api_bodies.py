@@ -26,7 +26,7 @@ from bme.commitment import (
     sign,
     spec_hash,
 )
-from bme.relayer.api import create_api
+from bme.relayer.api import ApiLimits, StandaloneService, create_api
 from bme.relayer.responses import ErrorBody
 from bme.relayer.store import Choice, JobStore, OperatorInfo
 
@@ -116,16 +116,15 @@ def relayer(tmp_path: Path) -> Iterator[Relayer]:
     readiness: list[tuple[bool, dict[str, Any]]] = [
         (True, {"leader": True, "seconds_since_poll": 0.5, "jobs": {"OPENED": 1}})
     ]
-    app = create_api(
-        store,
-        DOMAIN,
-        max_request_bytes=4096,
-        max_tokens_limit=64,
-        rate_per_minute=1_000,
-        on_revealed=lambda _job: None,
-        ready=lambda: readiness[-1],
-        metrics=lambda: b"# HELP up 1\n",
-    )
+
+    class Service(StandaloneService):
+        def readiness(self) -> tuple[bool, dict[str, Any]]:
+            return readiness[-1]
+
+        def prometheus(self) -> bytes:
+            return b"# HELP up 1\n"
+
+    app = create_api(store, DOMAIN, ApiLimits(4096, 64, 1_000), Service())
     with TestClient(app) as http:
         yield Relayer(store, http, Account.from_key(b"\x33" * 32), readiness)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import coincurve
 from eth_utils.address import to_checksum_address
 
 from bme.economics.keccak import keccak256
+from bme.signatures import Signer
 
 
 def _rlp_bytes(b: bytes) -> bytes:
@@ -48,14 +48,13 @@ class Key:
     secret: bytes
 
     @cached_property
-    def _private(self) -> coincurve.PrivateKey:
-        return coincurve.PrivateKey(self.secret)
+    def _signer(self) -> Signer:
+        return Signer(self.secret)
 
     @cached_property
     def address(self) -> str:
         """The checksummed address."""
-        public = self._private.public_key.format(compressed=False)[1:]
-        return to_checksum_address(keccak256(public)[12:])
+        return to_checksum_address(keccak256(self._signer.public_key)[12:])
 
     @classmethod
     def from_hex(cls, key: str) -> Key:
@@ -68,7 +67,7 @@ class Key:
         head = [_rlp_int(nonce), _rlp_int(gas_price), _rlp_int(gas), _rlp_bytes(to), _rlp_int(value)]
         body = _rlp_bytes(data)
         unsigned = _rlp_list([*head, body, _rlp_int(chain_id), b"\x80", b"\x80"])
-        sig = self._private.sign_recoverable(keccak256(unsigned), hasher=None)
+        sig = self._signer.recoverable(keccak256(unsigned))
         v = sig[64] + 35 + 2 * chain_id
         r = int.from_bytes(sig[:32], "big")
         s = int.from_bytes(sig[32:64], "big")

@@ -156,7 +156,7 @@ def openapi(
 
     from bme.chain.deploy import Deployment
     from bme.commitment import Domain
-    from bme.relayer.api import create_api
+    from bme.relayer.api import ApiLimits, StandaloneService, create_api
     from bme.relayer.figures import ChainFigures
     from bme.relayer.store import JobStore
 
@@ -165,12 +165,8 @@ def openapi(
     app = create_api(
         JobStore("sqlite://", owner="openapi"),
         Domain(0, zero),
-        max_request_bytes=1024,
-        max_tokens_limit=1,
-        rate_per_minute=1,
-        on_revealed=lambda _job: None,
-        ready=lambda: (True, {}),
-        metrics=lambda: b"",
+        ApiLimits(max_request_bytes=1024, max_tokens_limit=1, rate_per_minute=1),
+        StandaloneService(),
         extra_routes=ChainFigures("http://127.0.0.1:0", deployment).install,
     )
     text = json.dumps(app.openapi(), indent=2) + "\n"

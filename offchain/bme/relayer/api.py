@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -115,19 +116,57 @@ class RateLimiter:
         return True
 
 
+@dataclass(frozen=True)
+class ApiLimits:
+    """What a request may ask: its body's size, its answer's tokens, and how many calls an address makes."""
+
+    max_request_bytes: int
+    max_tokens_limit: int
+    rate_per_minute: int
+
+
+class ApiService(Protocol):
+    """What the API asks of the service behind it (the relayer, or nothing at all for `StandaloneService`)."""
+
+    def revealed(self, job_id: str) -> None:
+        """A reveal made a job ready for dispatch."""
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the service is ready, and what `/readyz` reports."""
+
+    def prometheus(self) -> bytes:
+        """The Prometheus exposition of the service's metrics."""
+
+    async def job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
+        """Returns when the job reaches one of `targets` (None: any other state), or ends, or on timeout."""
+
+
+class StandaloneService:
+    """The API over a store with no service behind it: for publishing the schema and for tests."""
+
+    def revealed(self, job_id: str) -> None:
+        return None
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return True, {}
+
+    def prometheus(self) -> bytes:
+        return b""
+
+    async def job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
+        return None
+
+
 def create_api(
     store: JobStore,
     domain: Domain,
+    limits: ApiLimits,
+    service: ApiService,
     *,
-    max_request_bytes: int,
-    max_tokens_limit: int,
-    rate_per_minute: int,
-    on_revealed: Callable[[str], None],
-    ready: Callable[[], tuple[bool, dict[str, Any]]],
-    metrics: Callable[[], bytes],
     extra_routes: Callable[[FastAPI], None] | None = None,
-    job_changed: Callable[[str, float, frozenset[str] | None], Awaitable[None]] | None = None,
 ) -> FastAPI:
+    max_request_bytes, max_tokens_limit = limits.max_request_bytes, limits.max_tokens_limit
+    rate_per_minute = limits.rate_per_minute
     app = FastAPI(
         title="BME relayer",
         version="1",
@@ -154,7 +193,7 @@ def create_api(
     )
     async def readyz(response: Response) -> Readiness:
         """Whether the relayer does its work: 200 when ready, 503 with the same body when not."""
-        ok, detail = ready()
+        ok, detail = service.readiness()
         response.status_code = 200 if ok else 503
         return Readiness(ready=ok, **detail)
 
@@ -165,7 +204,7 @@ def create_api(
     )
     async def prometheus() -> PlainTextResponse:
         """The relayer's Prometheus metrics."""
-        return PlainTextResponse(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(service.prometheus(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post(
         "/v1/jobs/{job_id}/reveal",
@@ -219,7 +258,7 @@ def create_api(
         except RevealConflict as exc:
             raise HTTPException(409, str(exc)) from None
         if state == State.REVEALED.value:
-            on_revealed(job_id)
+            service.revealed(job_id)
         return RevealAccepted(job_id=job_id, payer=signer, state=State(state), reason=reason)
 
     @app.get(
@@ -265,8 +304,8 @@ def create_api(
             raise HTTPException(403, "only the job's payer may read it")
         targets = UNTIL[until]
         reached = job is not None and targets is not None and job.state in targets
-        if wait > 0 and job_changed is not None and not reached:
-            await job_changed(job_id, wait, targets)
+        if wait > 0 and not reached:
+            await service.job_changed(job_id, wait, targets)
             job, transitions = store.job(job_id)
         if job is None:
             return PendingJob(

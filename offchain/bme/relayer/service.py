@@ -23,7 +23,7 @@ from bme.chain.events import Event, EventDecoder
 from bme.chain.rpc import Rpc, RpcError
 from bme.commitment import Domain
 from bme.errors import ConfigError
-from bme.relayer.api import create_api, wait_any
+from bme.relayer.api import ApiLimits, create_api, wait_any
 from bme.relayer.db import TERMINAL
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.figures import ChainFigures
@@ -112,13 +112,8 @@ class Relayer:
         self.api = create_api(
             self.store,
             self.domain,
-            max_request_bytes=settings.max_request_bytes,
-            max_tokens_limit=settings.max_tokens_limit,
-            rate_per_minute=settings.rate_per_minute,
-            on_revealed=self._on_revealed,
-            ready=self._ready,
-            metrics=self.metrics.render,
-            job_changed=self._job_changed,
+            ApiLimits(settings.max_request_bytes, settings.max_tokens_limit, settings.rate_per_minute),
+            self,
             extra_routes=ChainFigures(settings.rpc_url, self.deployment).install,
         )
         self.server: uvicorn.Server | None = None
@@ -129,7 +124,8 @@ class Relayer:
         for e in events:
             self.metrics.events.labels(event=e.name).inc()
 
-    def _on_revealed(self, _job_id: str) -> None:
+    def revealed(self, job_id: str) -> None:
+        """A reveal made a job ready: dispatch wakes up, long-polls look again."""
         self.work.set()
         self.changed.notify()
 
@@ -139,7 +135,7 @@ class Relayer:
             self.batch_full.set()
         self.changed.notify()
 
-    async def _job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
+    async def job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
         """Returns when the job reaches one of `targets` (None: any other state), or ends, or on timeout."""
         first = self.store.job_state(job_id)
         deadline = time.monotonic() + timeout
@@ -151,7 +147,10 @@ class Relayer:
             if state in TERMINAL or (state in targets if targets is not None else state != first):
                 return
 
-    def _ready(self) -> tuple[bool, dict[str, Any]]:
+    def prometheus(self) -> bytes:
+        return self.metrics.render()
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
         counts = self.store.counts()
         lag = time.monotonic() - self._last_poll if self._last_poll else None
         ok = self.ingestor is not None and (
