@@ -9,6 +9,7 @@ loser of a race simply does not get it.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,8 @@ from bme.relayer.store.records import (
 )
 
 _S = JobState
+#: How many times `limit` ready jobs a claim reads, to choose its `limit` from.
+_WINDOW = 4
 _READY = (
     select(
         JOBS.c.job_id,
@@ -128,8 +131,9 @@ class ClaimStore(StoreBase):
         now = time.time() if now is None else now
         claims: list[Claim] = []
         failed: list[str] = []
-        for _round in range(4):  # another relayer may win some of the jobs read: read the next ones
-            got, fails, lost = self._claim_round(limit - len(claims), lease_s, choose, now)
+        lost = 0
+        for _round in range(8):  # another relayer may win some of the jobs read: read the next ones
+            got, fails, lost = self._claim_round(limit - len(claims), lease_s, choose, now, spread=lost > 0)
             claims += got
             failed += fails
             if not lost or len(claims) >= limit:
@@ -142,10 +146,19 @@ class ClaimStore(StoreBase):
         lease_s: float,
         choose: Callable[[Any, Tries, list[OperatorInfo]], Choice],
         now: float,
+        spread: bool,
     ) -> tuple[list[Claim], list[str], int]:
         """One read-decide-write round of `claim`; also returns how many jobs another relayer took first."""
         with self.engine.connect() as c:
-            jobs = c.execute(_READY, {"now": now, "limit": limit}).all()
+            if spread:
+                # Relayers sharing a database read the same oldest jobs: after losing races, take a random
+                # `limit` of the oldest `limit * _WINDOW`, so that the compare-and-sets touch other rows.
+                window = c.execute(_READY, {"now": now, "limit": limit * _WINDOW}).all()
+                jobs = (
+                    window if len(window) <= limit else sorted(random.sample(window, limit), key=window.index)
+                )
+            else:
+                jobs = c.execute(_READY, {"now": now, "limit": limit}).all()
             if not jobs:
                 return [], [], 0
             operators = [_operator_info(r) for r in c.execute(_OPERATOR_VIEW)]
