@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
 from bme.job_states import FINAL_STATES
-from bme.relayer.db import TERMINAL, Reveal, State
+from bme.relayer.db import TERMINAL, State
 from bme.relayer.requests import InvalidJobRequest, parse_job_request
 from bme.relayer.responses import (
     ErrorBody,
@@ -40,7 +40,7 @@ from bme.relayer.responses import (
     RevealAccepted,
     refusals,
 )
-from bme.relayer.store import JobStore, RevealConflict
+from bme.relayer.store import JobStore, RevealConflict, RevealRecord
 
 JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
 #: The states that end a wait, by the `until` of a read: None means any change.
@@ -245,7 +245,7 @@ def create_api(
             raise HTTPException(400, f"unknown model {request.model!r}: the price book lists {known}")
         try:
             state, reason = store.add_reveal(
-                Reveal(
+                RevealRecord(
                     job_id=job_id,
                     payer=signer,
                     spec_hash="0x" + spec.hex(),

@@ -23,6 +23,7 @@ from bme.relayer.store.records import (
     LeaseLost,
     OperatorInfo,
     RevealConflict,
+    RevealRecord,
     Tries,
     unavailable_backoff,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "LeaseLost",
     "OperatorInfo",
     "RevealConflict",
+    "RevealRecord",
     "Tries",
     "job_key",
     "unavailable_backoff",

@@ -30,6 +30,7 @@ from bme.relayer.store.records import (
 )
 
 _S = JobState
+_OPERATORS_TTL_S = 1.0
 #: How many times `limit` ready jobs a claim reads, to choose its `limit` from.
 _WINDOW = 4
 _READY = (
@@ -111,6 +112,18 @@ def _operator_info(row: Any) -> OperatorInfo:
 
 
 class ClaimStore(StoreBase):
+    #: The operators as a claim sees them, and when they were read: read again after `_OPERATORS_TTL_S`, or
+    #: at once after this relayer records a failure or ingests an operator's event (`forget_operators`).
+    _operators: tuple[float, list[OperatorInfo]] | None = None
+
+    def forget_operators(self) -> None:
+        self._operators = None
+
+    def _operator_view(self, c: Connection, now: float) -> list[OperatorInfo]:
+        if self._operators is None or not 0 <= now - self._operators[0] < _OPERATORS_TTL_S:
+            self._operators = (now, [_operator_info(r) for r in c.execute(_OPERATOR_VIEW)])
+        return self._operators[1]
+
     def release_leases(self) -> int:
         """Frees the leases this relayer held before a restart, so its unfinished jobs are taken at once."""
         with self.writing() as c:
@@ -161,7 +174,7 @@ class ClaimStore(StoreBase):
                 jobs = c.execute(_READY, {"now": now, "limit": limit}).all()
             if not jobs:
                 return [], [], 0
-            operators = [_operator_info(r) for r in c.execute(_OPERATOR_VIEW)]
+            operators = self._operator_view(c, now)
             tried: dict[str, Tries] = {j.job_id: Tries() for j in jobs}
             retried = [j.job_id for j in jobs if j.tries]
             if retried:  # first tries (the usual case) have no attempts to count
@@ -306,6 +319,7 @@ class ClaimStore(StoreBase):
         """
         now = time.time()
         reason = f"{claim.operator}: {detail}"
+        self.forget_operators()  # its failure counts in the next choice
         with self.writing() as c:
             c.execute(
                 _FINISH_ATTEMPT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
@@ -78,6 +79,7 @@ def check_reveal(model: str, model_id: int, models: dict[str, int]) -> tuple[Job
 
 class IngestionStore(StoreBase):
     _model_cache: dict[str, int] | None = None
+    _operators: Any = None  # the claims' operator view (`ClaimStore`), forgotten when an operator changes
 
     def checkpoint(self) -> tuple[int, str] | None:
         with self.engine.connect() as c:
@@ -140,6 +142,8 @@ class IngestionStore(StoreBase):
             self._on_settled(c, settlements, now, known, result)
             for op in operators:
                 self._upsert_operator(c, op, checkpoint[0])
+            if operators:
+                self._operators = None  # claims read the registry's new view
             self._move_checkpoint(c, {**hashes, checkpoint[0]: checkpoint[1]}, checkpoint)
         return result
 

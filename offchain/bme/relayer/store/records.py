@@ -82,3 +82,16 @@ class IngestResult:
     opened: int = 0
     settled: int = 0
     expired: int = 0
+
+
+@dataclass(frozen=True)
+class RevealRecord:
+    """A verified reveal to store: the request text a payer signed for a job (the `reveals` table's row)."""
+
+    job_id: str
+    payer: str
+    spec_hash: str
+    model: str
+    request: str
+    signature: str
+    received_at: float

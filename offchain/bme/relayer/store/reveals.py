@@ -8,7 +8,7 @@ from bme.job_states import JobState
 from bme.relayer.db import Reveal
 from bme.relayer.store.base import JOBS, REVEALS
 from bme.relayer.store.ingestion import IngestionStore, check_reveal
-from bme.relayer.store.records import RevealConflict
+from bme.relayer.store.records import RevealConflict, RevealRecord
 
 _S = JobState
 _REVEALED_REQUEST = select(REVEALS.c.request).where(REVEALS.c.job_id == bindparam("id"))
@@ -17,7 +17,7 @@ _INSERT = insert(REVEALS)
 
 
 class RevealStore(IngestionStore):
-    def add_reveal(self, reveal: Reveal) -> tuple[str, str | None]:
+    def add_reveal(self, reveal: RevealRecord | Reveal) -> tuple[str, str | None]:
         """Stores a verified reveal; returns the job's state (PENDING before its payment is ingested) and the
         reason for a FAILED one. The same reveal again changes nothing; another request for the same job is a
         `RevealConflict`."""
