@@ -97,15 +97,32 @@ def node_body(claim_request: str, job_id: str) -> bytes:
     return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+#: The largest token count the escrow's `settle` takes (a uint32).
+MAX_TOKENS_REPORTED = 2**32 - 1
+
+
 def parse_answer(payload: Any) -> Answer:
+    """The answer's text and token counts, checked at the boundary: an operator's malformed or impossible
+    answer (no text, a count that is not a whole number from 0 to 2**32 - 1) fails this call only, and the
+    job is tried again, instead of reaching the store and the settlement batch."""
     try:
-        text = payload["choices"][0]["message"]["content"] or ""
+        text = payload["choices"][0]["message"]["content"]
         usage = payload["usage"]
-        return Answer(str(text), int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise OperatorError(
-            "error", ANSWERED_ERROR, f"{ANSWERED_ERROR} 200: not a completion ({exc!r})"
-        ) from None
+        counts = (usage["prompt_tokens"], usage["completion_tokens"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise _not_a_completion(f"{exc!r} missing") from None
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise _not_a_completion(f"the content is a {type(text).__name__}, not text")
+    for name, count in zip(("prompt_tokens", "completion_tokens"), counts, strict=True):
+        if type(count) is not int or not 0 <= count <= MAX_TOKENS_REPORTED:
+            raise _not_a_completion(f"usage.{name} is {count!r}, not a count from 0 to {MAX_TOKENS_REPORTED}")
+    return Answer(text, counts[0], counts[1])
+
+
+def _not_a_completion(why: str) -> OperatorError:
+    return OperatorError("error", ANSWERED_ERROR, f"{ANSWERED_ERROR} 200: not a completion ({why})")
 
 
 class Dispatcher:
