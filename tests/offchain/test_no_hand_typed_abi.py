@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import bme
+
 pytestmark = pytest.mark.pure
 
-PACKAGE = Path(__file__).resolve().parents[2] / "offchain" / "bme"
+PACKAGE = Path(bme.__file__).parent
 
 #: A function or event signature hashed by hand: `keccak(text="jobOf(uint256)")` (an EIP-712 type string
 #: names its members, `Reveal(uint256 jobId,...)`, and is not one).

@@ -7,11 +7,13 @@ command line), and turns a missing deployment, another chain or a lost connectio
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,3 +102,16 @@ def open_protocol(rpc_url: str, path: Path, deployment: Deployment | None = None
         return Protocol.at(client, d)
     except ValueError as exc:  # an empty or malformed address
         raise ConfigError(f"{path} lacks a contract address ({exc}): redeploy the protocol") from None
+
+
+#: Where a command writes the OpenAPI schema it prints.
+SchemaOutput = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")]
+
+
+def write_schema(schema: dict[str, Any], output: Path | None) -> None:
+    """An OpenAPI schema as the published files hold it: indented JSON and a final newline."""
+    text = json.dumps(schema, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)

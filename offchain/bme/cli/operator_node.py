@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bme.cli.common import SchemaOutput, write_schema
 from bme.errors import ConfigError
 from bme.node.settings import NodeSettings
 
@@ -109,15 +110,10 @@ def serve(
 
 
 @operator_app.command("openapi")
-def openapi(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
-    ] = None,
-) -> None:
+def openapi(output: SchemaOutput = None) -> None:
     """Print the node API's OpenAPI schema (the node does not serve it: its routes are OpenAI's, plus health,
     readiness and metrics)."""
     import asyncio
-    import sys
 
     from bme.node.app import create_app
     from bme.node.upstream import UpstreamBackend
@@ -134,13 +130,10 @@ def openapi(
     )
     backend = UpstreamBackend.from_settings(settings)
     try:
-        text = json.dumps(create_app(settings, backend).openapi(), indent=2) + "\n"
+        schema = create_app(settings, backend).openapi()
     finally:
         asyncio.run(backend.aclose())
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
+    write_schema(schema, output)
 
 
 def _settings_problems(exc: ValidationError) -> str:

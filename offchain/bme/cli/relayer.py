@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from pydantic import ValidationError
 from rich.console import Console
 
+from bme.cli.common import SchemaOutput, write_schema
 from bme.errors import ConfigError
 
 relayer_app = typer.Typer(help="The relayer: ingests payments, dispatches jobs to operators, settles.")
@@ -145,15 +146,8 @@ def bench_relayer_command(
 
 
 @relayer_app.command("openapi")
-def openapi(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
-    ] = None,
-) -> None:
+def openapi(output: SchemaOutput = None) -> None:
     """Print the relayer API's OpenAPI schema (what a running relayer serves at /openapi.json)."""
-    import json
-    import sys
-
     from bme.chain.deploy import Deployment
     from bme.commitment import Domain
     from bme.relayer.api import ApiLimits, StandaloneService, create_api
@@ -169,8 +163,4 @@ def openapi(
         StandaloneService(),
         extra_routes=ChainFigures("http://127.0.0.1:0", deployment).install,
     )
-    text = json.dumps(app.openapi(), indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
+    write_schema(app.openapi(), output)

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
-from bme.job_states import FINAL_STATES
-from bme.relayer.db import TERMINAL, State
+from bme.job_states import FINAL_STATES, TERMINAL
+from bme.relayer.db import State
 from bme.relayer.requests import InvalidJobRequest, parse_job_request
 from bme.relayer.responses import (
     ErrorBody,

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bme.job_states import TERMINAL, JobState
+from bme.job_states import JobState
 
 #: The job states, defined once for the relayer, its API and the user client.
 State = JobState
@@ -210,7 +210,6 @@ def make_engine(url: str) -> Engine:
 
 
 __all__ = [
-    "TERMINAL",
     "UNAVAILABLE",
     "Attempt",
     "Base",

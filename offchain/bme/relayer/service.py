@@ -23,8 +23,8 @@ from bme.chain.events import Event, EventDecoder
 from bme.chain.rpc import Rpc, RpcError
 from bme.commitment import Domain
 from bme.errors import ConfigError
+from bme.job_states import TERMINAL
 from bme.relayer.api import ApiLimits, create_api, wait_any
-from bme.relayer.db import TERMINAL
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.figures import ChainFigures
 from bme.relayer.ingest import Ingestor

@@ -30,7 +30,7 @@ from bme.relayer.db import (
     make_engine,
 )
 from bme.relayer.migrate import upgrade_to_head
-from bme.relayer.store.records import LeaseLost
+from bme.relayer.store.records import LeaseLost, OperatorInfo
 
 JOBS = cast(Table, Job.__table__)
 REVEALS = cast(Table, Reveal.__table__)
@@ -47,6 +47,17 @@ LEASES = cast(Table, Lease.__table__)
 JobRow = Any
 
 _RECORD = insert(TRANSITIONS)
+#: A settled job's record from its settlement (receipt or `JobSettled` event): charge, refund, tx and block.
+RECORD_SETTLEMENT = (
+    update(JOBS)
+    .where(JOBS.c.job_id == bindparam("w_id"))
+    .values(
+        charge=bindparam("charge"),
+        refund=bindparam("refund"),
+        settle_tx=bindparam("settle_tx"),
+        closed_block=bindparam("closed_block"),
+    )
+)
 _PENDING_HISTORY = "bme_pending_history"
 _LEASE_ROW = select(LEASES.c.owner, LEASES.c.until).where(LEASES.c.name == bindparam("name"))
 _LEASE_ROW_LOCKED = _LEASE_ROW.with_for_update()
@@ -63,6 +74,13 @@ class StoreBase:
         self.postgres = self.engine.dialect.name == "postgresql"
         #: The lease that ingestion and settlement writes must hold (None: no check, one relayer alone).
         self.fence: str | None = None
+        #: The operators as a claim sees them, and when they were read (`ClaimStore`): read again after a
+        #: second, or at once after this relayer records a failure or ingests an operator's event.
+        self._operators: tuple[float, list[OperatorInfo]] | None = None
+
+    def forget_operators(self) -> None:
+        """The next claim reads the operators again."""
+        self._operators = None
 
     def session(self) -> Session:
         """An ORM session, for reading the tables as objects (tools and tests)."""

@@ -112,13 +112,6 @@ def _operator_info(row: Any) -> OperatorInfo:
 
 
 class ClaimStore(StoreBase):
-    #: The operators as a claim sees them, and when they were read: read again after `_OPERATORS_TTL_S`, or
-    #: at once after this relayer records a failure or ingests an operator's event (`forget_operators`).
-    _operators: tuple[float, list[OperatorInfo]] | None = None
-
-    def forget_operators(self) -> None:
-        self._operators = None
-
     def _operator_view(self, c: Connection, now: float) -> list[OperatorInfo]:
         if self._operators is None or not 0 <= now - self._operators[0] < _OPERATORS_TTL_S:
             self._operators = (now, [_operator_info(r) for r in c.execute(_OPERATOR_VIEW)])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
@@ -19,6 +18,7 @@ from bme.relayer.store.base import (
     JOBS,
     MODELS,
     OPERATORS,
+    RECORD_SETTLEMENT,
     REVEALS,
     SETTLEMENTS,
     StoreBase,
@@ -39,9 +39,6 @@ _MOVE_CHECKPOINT = (
     .where(CHECKPOINTS.c.name == CHECKPOINT)
     .values(block_number=bindparam("n"), block_hash=bindparam("h"))
 )
-_FORGET_HASHES = delete(BLOCK_HASHES).where(
-    BLOCK_HASHES.c.block_number.in_(bindparam("numbers", expanding=True))
-)
 _PRUNE_HASHES = delete(BLOCK_HASHES).where(BLOCK_HASHES.c.block_number < bindparam("below"))
 _INSERT_JOB = insert(JOBS)
 _INSERT_HASH = insert(BLOCK_HASHES)
@@ -50,16 +47,6 @@ _REVEALED_MODELS = select(REVEALS.c.job_id, REVEALS.c.model).where(
     REVEALS.c.job_id.in_(bindparam("ids", expanding=True))
 )
 _MODEL_NAMES = select(MODELS.c.model_id, MODELS.c.name)
-_SETTLED_AS = (
-    update(JOBS)
-    .where(JOBS.c.job_id == bindparam("w_id"))
-    .values(
-        charge=bindparam("charge"),
-        refund=bindparam("refund"),
-        settle_tx=bindparam("settle_tx"),
-        closed_block=bindparam("closed_block"),
-    )
-)
 
 
 def job_key(job_id: int) -> str:
@@ -79,7 +66,6 @@ def check_reveal(model: str, model_id: int, models: dict[str, int]) -> tuple[Job
 
 class IngestionStore(StoreBase):
     _model_cache: dict[str, int] | None = None
-    _operators: Any = None  # the claims' operator view (`ClaimStore`), forgotten when an operator changes
 
     def checkpoint(self) -> tuple[int, str] | None:
         with self.engine.connect() as c:
@@ -143,7 +129,7 @@ class IngestionStore(StoreBase):
             for op in operators:
                 self._upsert_operator(c, op, checkpoint[0])
             if operators:
-                self._operators = None  # claims read the registry's new view
+                self.forget_operators()  # claims read the registry's new view
             self._move_checkpoint(c, {**hashes, checkpoint[0]: checkpoint[1]}, checkpoint)
         return result
 
@@ -151,6 +137,11 @@ class IngestionStore(StoreBase):
         c.execute(_INSERT_HASH, [{"block_number": n, "block_hash": h} for n, h in blocks.items()])
         if checkpoint[0] % _PRUNE_EVERY == 0:
             c.execute(_PRUNE_HASHES, {"below": checkpoint[0] - KEEP_BLOCK_HASHES})
+        self._set_checkpoint(c, checkpoint)
+
+    @staticmethod
+    def _set_checkpoint(c: Connection, checkpoint: tuple[int, str]) -> None:
+        """The last block whose events are all in the store (the row is made on the first write)."""
         moved = c.execute(_MOVE_CHECKPOINT, {"n": checkpoint[0], "h": checkpoint[1]})
         if not moved.rowcount:
             c.execute(
@@ -230,7 +221,7 @@ class IngestionStore(StoreBase):
             result.settled += len(moved)
         if ours:
             c.execute(
-                _SETTLED_AS,
+                RECORD_SETTLEMENT,
                 [
                     {
                         "w_id": job_id,
@@ -338,9 +329,5 @@ class IngestionStore(StoreBase):
             )
             c.execute(delete(BLOCK_HASHES).where(BLOCK_HASHES.c.block_number >= number))
             c.execute(_INSERT_HASH, [{"block_number": number, "block_hash": block_hash}])
-            moved = c.execute(_MOVE_CHECKPOINT, {"n": number, "h": block_hash})
-            if not moved.rowcount:
-                c.execute(
-                    insert(CHECKPOINTS).values(name=CHECKPOINT, block_number=number, block_hash=block_hash)
-                )
+            self._set_checkpoint(c, ancestor)
         return len(dropped) + len(reopened)

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 
 from bme.job_states import JobState
-from bme.relayer.store.base import JOBS, SETTLEMENTS, JobRow, StoreBase
+from bme.relayer.store.base import JOBS, RECORD_SETTLEMENT, SETTLEMENTS, JobRow, StoreBase
 
 _S = JobState
 #: Why a completed job waits at the back of the settlement queue.
@@ -24,11 +24,6 @@ _SETTLEABLE = (
 )
 _PENDING = select(SETTLEMENTS).where(SETTLEMENTS.c.status == "pending").order_by(SETTLEMENTS.c.id)
 _OF_SETTLEMENT = select(JOBS).where(JOBS.c.settlement_id == bindparam("sid"))
-_CHARGED = (
-    update(JOBS)
-    .where(JOBS.c.job_id == bindparam("w_id"))
-    .values(charge=bindparam("charge"), refund=bindparam("refund"))
-)
 _SETTLING_IDS = select(JOBS.c.job_id).where(
     JOBS.c.settlement_id == bindparam("sid"), JOBS.c.state == _S.SETTLING.value
 )
@@ -109,8 +104,11 @@ class SettlementStore(StoreBase):
             charged = [(j, charges[j]) for j in moved if charges and j in charges]
             if charged:
                 c.execute(
-                    _CHARGED,
-                    [{"w_id": j, "charge": charge, "refund": refund} for j, (charge, refund) in charged],
+                    RECORD_SETTLEMENT,
+                    [
+                        {"w_id": j, "charge": ch, "refund": rf, "settle_tx": tx_hash, "closed_block": block}
+                        for j, (ch, rf) in charged
+                    ],
                 )
             return moved
 
