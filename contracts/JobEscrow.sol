@@ -7,13 +7,15 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {IJobEscrow, JobStatus} from "./interfaces/IJobEscrow.sol";
 import {IBurnMintEquilibrium} from "./interfaces/IBurnMintEquilibrium.sol";
 import {IComputeCredit} from "./interfaces/IComputeCredit.sol";
+import {IOperatorRegistry} from "./interfaces/IOperatorRegistry.sol";
 import {ModelPriceBook} from "./ModelPriceBook.sol";
 
 /// @title JobEscrow
 /// @notice Reserves credits for inference jobs and settles them. Credits reserved for open jobs and operators'
 /// earnings are held in this contract's accounting: the escrow burns a payer's CRD when a job is opened from a
 /// balance, and mints CRD back to the payer for a refund. See `IJobEscrow` and `contracts/INVARIANTS.md`.
-/// @dev Calls out only to the protocol's own BME core, CMP and CRD, none of which calls back.
+/// @dev Calls out only to the protocol's own BME core, CMP, CRD and operator registry (a view), none of which calls
+/// back.
 contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     /// @notice The relayer(s) allowed to settle jobs.
     bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
@@ -21,6 +23,9 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     /// @notice This project's default: a job must be settled within a day or it may be refunded.
     uint32 public constant DEFAULT_MAX_JOB_DURATION = 1 days;
+    /// @notice This project's default: a job's deadline is at least 10 minutes after its opening, so that a payer
+    /// cannot read its answer and expire the job for a full refund before the relayer's next settlement batch.
+    uint32 public constant DEFAULT_MIN_JOB_DURATION = 10 minutes;
     /// @notice Akash AEP-79's bounds on the epoch length.
     uint256 public constant MIN_EPOCH_LENGTH = 65;
     uint256 public constant MAX_EPOCH_LENGTH = 93_600;
@@ -31,12 +36,15 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     IComputeCredit public immutable credit;
     IERC20Permit public immutable token;
     /// @inheritdoc IJobEscrow
+    IOperatorRegistry public immutable registry;
+    /// @inheritdoc IJobEscrow
     uint256 public immutable epochGenesis;
     /// @inheritdoc IJobEscrow
     uint256 public immutable epochLength;
 
-    /// @dev Declared first so that it shares a slot with Pausable's flag: both are read by every job opening.
+    /// @dev Declared first so that they share a slot with Pausable's flag: all three are read by every job opening.
     uint32 private _maxJobDuration;
+    uint32 private _minJobDuration;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(address operator => uint256) private _earnings;
     /// @dev Work per operator, two epochs per slot (even epoch in the low 128 bits), so a reward claim over
@@ -48,6 +56,8 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     /// @param bme_ The BME core, which burns CMP for the credits of {burnForJob} and redeems earnings.
     /// @param credit_ CRD; this contract needs its `MINTER_ROLE`.
     /// @param token_ CMP, for permits.
+    /// @param registry_ The operator registry (deployed next, its address precomputed: its constructor checks that
+    /// this escrow names it).
     /// @param governor The timelock.
     /// @param guardian The account that may pause.
     /// @param epochLength_ Seconds per epoch; epoch 0 starts at deployment.
@@ -55,6 +65,7 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         IBurnMintEquilibrium bme_,
         IComputeCredit credit_,
         IERC20Permit token_,
+        IOperatorRegistry registry_,
         address governor,
         address guardian,
         uint256 epochLength_
@@ -65,9 +76,11 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         bme = bme_;
         credit = credit_;
         token = token_;
+        registry = registry_;
         epochGenesis = block.timestamp;
         epochLength = epochLength_;
         _maxJobDuration = DEFAULT_MAX_JOB_DURATION;
+        _minJobDuration = DEFAULT_MIN_JOB_DURATION;
         _grantRole(DEFAULT_ADMIN_ROLE, governor);
         _grantRole(GOVERNOR_ROLE, governor);
         _grantRole(PAUSER_ROLE, guardian);
@@ -76,33 +89,27 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     // ---------------------------------------------------------------- opening
 
     /// @inheritdoc IJobEscrow
-    function openJob(uint16 modelId, uint256 maxCredits, bytes32 specHash, uint32 deadline)
-        external
-        whenNotPaused
-        returns (uint256 jobId)
-    {
+    function openJob(uint256 maxCredits, JobTerms calldata terms) external whenNotPaused returns (uint256 jobId) {
         if (maxCredits == 0) revert JobEscrowZeroAmount();
-        jobId = _checkNewJob(msg.sender, modelId, specHash, deadline);
-        _storeJob(jobId, msg.sender, modelId, maxCredits, 0, deadline, specHash);
+        jobId = _checkNewJob(msg.sender, terms);
+        _storeJob(jobId, msg.sender, maxCredits, 0, terms);
         credit.burnFrom(msg.sender, maxCredits);
     }
 
     /// @inheritdoc IJobEscrow
-    function burnForJob(uint256 tokens, uint256 minCredits, uint16 modelId, bytes32 specHash, uint32 deadline)
+    function burnForJob(uint256 tokens, uint256 minCredits, JobTerms calldata terms)
         external
         whenNotPaused
         returns (uint256 jobId, uint256 credits)
     {
-        return _burnForJob(tokens, minCredits, modelId, specHash, deadline);
+        return _burnForJob(tokens, minCredits, terms);
     }
 
     /// @inheritdoc IJobEscrow
     function burnForJobWithPermit(
         uint256 tokens,
         uint256 minCredits,
-        uint16 modelId,
-        bytes32 specHash,
-        uint32 deadline,
+        JobTerms calldata terms,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -111,56 +118,68 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         // A permit front-run by someone else has already set the allowance; the burn then proceeds, or fails
         // with the token's own allowance error if it did not (OpenZeppelin's recommended pattern).
         try token.permit(msg.sender, address(bme), tokens, permitDeadline, v, r, s) {} catch {}
-        return _burnForJob(tokens, minCredits, modelId, specHash, deadline);
+        return _burnForJob(tokens, minCredits, terms);
     }
 
-    function _burnForJob(uint256 tokens, uint256 minCredits, uint16 modelId, bytes32 specHash, uint32 deadline)
+    function _burnForJob(uint256 tokens, uint256 minCredits, JobTerms calldata terms)
         private
         returns (uint256 jobId, uint256 credits)
     {
-        jobId = _checkNewJob(msg.sender, modelId, specHash, deadline);
+        jobId = _checkNewJob(msg.sender, terms);
         // The credits are known only after the burn; the BME core is a protocol contract that makes no call back.
         credits = bme.burnForEscrow(msg.sender, tokens, minCredits);
-        _storeJob(jobId, msg.sender, modelId, credits, tokens, deadline, specHash);
+        _storeJob(jobId, msg.sender, credits, tokens, terms);
     }
 
-    function _checkNewJob(address payer, uint16 modelId, bytes32 specHash, uint32 deadline)
-        private
-        view
-        returns (uint256 jobId)
-    {
-        jobId = jobIdFor(payer, specHash);
+    function _checkNewJob(address payer, JobTerms calldata terms) private view returns (uint256 jobId) {
+        jobId = jobIdFor(payer, terms.specHash);
         if (_jobs[jobId].status != JobStatus.None) revert JobEscrowJobExists(jobId);
-        if (!_isListed(modelId)) revert JobEscrowModelNotListed(modelId);
+        if (!_isListed(terms.modelId)) revert JobEscrowModelNotListed(terms.modelId);
+        uint256 earliest = block.timestamp + _minJobDuration;
         uint256 latest = block.timestamp + _maxJobDuration;
-        if (deadline <= block.timestamp || deadline > latest) revert JobEscrowInvalidDeadline(deadline, latest);
+        uint256 deadline = terms.deadline;
+        if (deadline < earliest || deadline > latest) revert JobEscrowInvalidDeadline(deadline, earliest, latest);
+        if (terms.maxInputTokens == 0 || terms.maxOutputTokens == 0) {
+            revert JobEscrowZeroUsageCap(terms.maxInputTokens, terms.maxOutputTokens);
+        }
     }
 
-    function _storeJob(
-        uint256 jobId,
-        address payer,
-        uint16 modelId,
-        uint256 maxCredits,
-        uint256 tokensBurned,
-        uint32 deadline,
-        bytes32 specHash
-    ) private {
+    function _storeJob(uint256 jobId, address payer, uint256 maxCredits, uint256 tokensBurned, JobTerms calldata t)
+        private
+    {
         if (maxCredits > type(uint40).max) revert JobEscrowMaxCreditsTooLarge(maxCredits);
-        _jobs[jobId] = Job(payer, modelId, deadline, uint40(maxCredits), JobStatus.Open);
-        emit JobOpened(jobId, payer, modelId, maxCredits, tokensBurned, deadline, specHash);
+        _jobs[jobId] = Job(
+            payer, t.modelId, t.deadline, uint40(maxCredits), JobStatus.Open, t.maxInputTokens, t.maxOutputTokens
+        );
+        emit JobOpened(
+            jobId,
+            payer,
+            t.modelId,
+            maxCredits,
+            tokensBurned,
+            t.deadline,
+            t.specHash,
+            t.maxInputTokens,
+            t.maxOutputTokens
+        );
     }
 
     // ---------------------------------------------------------------- closing
 
     /// @inheritdoc IJobEscrow
     /// @dev An operator's charges are summed over each run of consecutive settlements it served and written once
-    /// per run, to its earnings and to its work in the current epoch.
+    /// per run, to its earnings and to its work in the current epoch. The registry is asked once per run (and
+    /// again only when a job's model falls in another 256-id word of the operator's model bitmap).
     function settle(Settlement[] calldata settlements) external onlyRole(RELAYER_ROLE) {
         uint256 epoch = currentEpoch();
         uint256 n = settlements.length;
         address runOperator;
         uint256 runCredits;
         uint256 batchCredits;
+        // The registry's answer for the run's operator: the bitmap word's index plus one (zero: none read yet)
+        // and the bitmap itself.
+        uint256 runWord;
+        uint256 runModels;
         for (uint256 i; i < n; ++i) {
             Settlement calldata s = settlements[i];
             Job storage job = _jobs[s.jobId];
@@ -168,15 +187,26 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
             if (j.status != JobStatus.Open) revert JobEscrowJobNotOpen(s.jobId, j.status);
             if (block.timestamp > j.deadline) revert JobEscrowDeadlinePassed(s.jobId, j.deadline);
             if (s.operator == address(0)) revert JobEscrowZeroOperator(s.jobId);
+            if (s.inputTokens > j.maxInputTokens || s.outputTokens > j.maxOutputTokens) {
+                revert JobEscrowUsageAboveCaps(
+                    s.jobId, s.inputTokens, s.outputTokens, j.maxInputTokens, j.maxOutputTokens
+                );
+            }
+            if (s.operator != runOperator) {
+                _recordWork(runOperator, epoch, runCredits);
+                (runOperator, runCredits, runWord) = (s.operator, 0, 0);
+            }
+            if (runWord != (uint256(j.modelId) >> 8) + 1) {
+                (runWord, runModels) = _eligibleModels(s.jobId, s.operator, j.modelId);
+            }
+            if ((runModels >> (j.modelId & 255)) & 1 == 0) {
+                revert JobEscrowOperatorNotServingModel(s.jobId, s.operator, j.modelId);
+            }
 
             uint256 cost = costOf(j.modelId, s.inputTokens, s.outputTokens);
             uint256 charge = cost < j.maxCredits ? cost : j.maxCredits;
             uint256 refund = j.maxCredits - charge;
             job.status = JobStatus.Settled;
-            if (s.operator != runOperator) {
-                _recordWork(runOperator, epoch, runCredits);
-                (runOperator, runCredits) = (s.operator, 0);
-            }
             runCredits += charge;
             batchCredits += charge;
             emit JobSettled(s.jobId, s.operator, s.inputTokens, s.outputTokens, charge, refund, s.resultHash);
@@ -184,6 +214,20 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         }
         _recordWork(runOperator, epoch, runCredits);
         if (batchCredits != 0) _epochWork[epoch >> 1] = _addPacked(_epochWork[epoch >> 1], epoch, batchCredits);
+    }
+
+    /// @dev Asks the registry whether `operator` is active (reverting for job `jobId` when it is not) and which
+    /// models it lists in the bitmap word of `modelId`; returns that word's index plus one, and the bitmap.
+    function _eligibleModels(uint256 jobId, address operator, uint16 modelId)
+        private
+        view
+        returns (uint256 word, uint256 models)
+    {
+        word = uint256(modelId) >> 8;
+        bool active;
+        (active, models) = registry.eligibility(operator, word);
+        if (!active) revert JobEscrowOperatorNotActive(jobId, operator);
+        ++word;
     }
 
     /// @dev Adds `credits` to `operator`'s earnings and to its work in `epoch`.
@@ -234,9 +278,20 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
 
     /// @inheritdoc IJobEscrow
     function setMaxJobDuration(uint32 maxJobDuration_) external onlyRole(GOVERNOR_ROLE) {
-        if (maxJobDuration_ == 0) revert JobEscrowInvalidDeadline(0, 0);
+        uint32 minimum = _minJobDuration;
+        if (maxJobDuration_ <= minimum) revert JobEscrowInvalidJobDurations(minimum, maxJobDuration_);
         _maxJobDuration = maxJobDuration_;
         emit MaxJobDurationUpdated(maxJobDuration_);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function setMinJobDuration(uint32 minJobDuration_) external onlyRole(GOVERNOR_ROLE) {
+        uint32 maximum = _maxJobDuration;
+        if (minJobDuration_ == 0 || minJobDuration_ >= maximum) {
+            revert JobEscrowInvalidJobDurations(minJobDuration_, maximum);
+        }
+        _minJobDuration = minJobDuration_;
+        emit MinJobDurationUpdated(minJobDuration_);
     }
 
     /// @notice Stops the opening of jobs; settlements and refunds go on. Only callable by the guardian.
@@ -269,6 +324,11 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
     /// @inheritdoc IJobEscrow
     function maxJobDuration() external view returns (uint32) {
         return _maxJobDuration;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function minJobDuration() external view returns (uint32) {
+        return _minJobDuration;
     }
 
     /// @inheritdoc IJobEscrow

@@ -34,12 +34,16 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     mapping(address operator => Operator) private _operators;
     mapping(address operator => string) private _endpoints;
     mapping(address operator => uint16[]) private _models;
+    /// @dev `_models` as bitmaps of 256 model ids (`word` = modelId / 256), for the escrow's check at settlement.
+    mapping(address operator => mapping(uint256 word => uint256 bits)) private _modelBits;
 
     /// @param token_ CMP, the staking token.
-    /// @param escrow The job escrow, whose epochs number the operators' first epochs.
+    /// @param escrow The job escrow, whose epochs number the operators' first epochs. It must have been deployed
+    /// naming this registry (its address precomputed), so that neither needs a setter to find the other.
     /// @param governor The timelock (admin and governor).
     /// @param slasher The account that may slash and unjail (governance, or a committee it appoints).
     constructor(IComputeToken token_, IJobEscrow escrow, address governor, address slasher) {
+        if (address(escrow.registry()) != address(this)) revert OperatorRegistryEscrowMismatch(address(escrow));
         token = token_;
         _epochGenesis = escrow.epochGenesis();
         _epochLength = escrow.epochLength();
@@ -70,6 +74,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         _operators[msg.sender] = op;
         _endpoints[msg.sender] = endpoint;
         _models[msg.sender] = models;
+        _setModelBits(msg.sender, models);
         emit OperatorRegistered(msg.sender, stake, endpoint, models);
 
         token.transferFrom(msg.sender, address(this), stake);
@@ -81,7 +86,9 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         if (status != OperatorStatus.Bonded) revert OperatorRegistryNotBonded(msg.sender, status);
         _checkListing(endpoint, models);
         _endpoints[msg.sender] = endpoint;
+        _clearModelBits(msg.sender);
         _models[msg.sender] = models;
+        _setModelBits(msg.sender, models);
         emit OperatorUpdated(msg.sender, endpoint, models);
     }
 
@@ -108,6 +115,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         op.unbondingEnds = 0;
         op.status = OperatorStatus.None;
         delete _endpoints[msg.sender];
+        _clearModelBits(msg.sender);
         delete _models[msg.sender];
         emit StakeWithdrawn(msg.sender, stake);
 
@@ -186,6 +194,13 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     }
 
     /// @inheritdoc IOperatorRegistry
+    function eligibility(address operator, uint256 word) external view returns (bool active, uint256 models) {
+        Operator memory op = _operators[operator];
+        active = op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
+        models = _modelBits[operator][word];
+    }
+
+    /// @inheritdoc IOperatorRegistry
     function firstEpochOf(address operator) external view returns (uint256) {
         Operator memory op = _operators[operator];
         if (!op.known) revert OperatorRegistryUnknownOperator(operator);
@@ -200,6 +215,25 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     /// @inheritdoc IOperatorRegistry
     function unbondingDelay() external view returns (uint256) {
         return _unbondingDelay;
+    }
+
+    /// @dev Sets the bits of `models` in `operator`'s bitmaps (which must hold no other model).
+    function _setModelBits(address operator, uint16[] calldata models) private {
+        mapping(uint256 => uint256) storage bits = _modelBits[operator];
+        for (uint256 i; i < models.length; ++i) {
+            uint256 id = models[i];
+            bits[id >> 8] |= 1 << (id & 255);
+        }
+    }
+
+    /// @dev Clears `operator`'s bitmaps: the words of the models it lists now.
+    function _clearModelBits(address operator) private {
+        mapping(uint256 => uint256) storage bits = _modelBits[operator];
+        uint16[] storage listed = _models[operator];
+        uint256 n = listed.length;
+        for (uint256 i; i < n; ++i) {
+            delete bits[uint256(listed[i]) >> 8];
+        }
     }
 
     function _checkListing(string calldata endpoint, uint16[] calldata models) private pure {

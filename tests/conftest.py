@@ -20,6 +20,12 @@ CMP = 10**18
 CRD = 10**6
 MAX_UINT = 2**256 - 1
 GENESIS = 1_000_000 * CMP
+#: Each of the three operators' genesis CMP, all of it staked at deployment (the registry's minimum stake).
+OPERATOR_STAKE = 1_000 * CMP
+#: The CMP supply after deployment: the users' genesis and the operators' stakes.
+SUPPLY = 4 * GENESIS + 3 * OPERATOR_STAKE
+#: The test deployment's node endpoint for its operators.
+OPERATOR_ENDPOINT = "https://node.example:8090/v1"
 
 
 @dataclass
@@ -57,23 +63,28 @@ def protocol(accounts: Any, project: Any, chain: Any) -> Deployed:
         local_account(deployer),
         DeployConfig(
             timelock_delay=3600,
-            genesis={u.address: GENESIS for u in users},
+            genesis={u.address: GENESIS for u in users} | {o.address: OPERATOR_STAKE for o in operators},
             relayers=[relayer.address],
             slasher=deployer.address,
         ),
     )
     d = deployed.deployment
     bme = project.BurnMintEquilibrium.at(d.bme)
+    token, registry = project.ComputeToken.at(d.token), project.OperatorRegistry.at(d.registry)
     for u in users:
-        project.ComputeToken.at(d.token).approve(bme.address, MAX_UINT, sender=u)
+        token.approve(bme.address, MAX_UINT, sender=u)
+    # The operators are active and serve the listed model: the escrow settles only to such operators.
+    for o in operators:
+        token.approve(registry.address, OPERATOR_STAKE, sender=o)
+        registry.register(OPERATOR_STAKE, OPERATOR_ENDPOINT, [SMOLLM2.model_id], sender=o)
     return Deployed(
         timelock=project.BmeTimelock.at(d.timelock),
         oracle=project.ManualPriceOracle.at(d.oracle),
-        token=project.ComputeToken.at(d.token),
+        token=token,
         credit=project.ComputeCredit.at(d.credit),
         bme=bme,
         escrow=project.JobEscrow.at(d.escrow),
-        registry=project.OperatorRegistry.at(d.registry),
+        registry=registry,
         emissions=project.EmissionSchedule.at(d.emissions),
         deployer=deployer,
         governor_proposer=deployer,

@@ -77,6 +77,8 @@ interface IOperatorRegistry {
     error OperatorRegistryZeroAmount();
     /// @notice The unbonding delay must be at most 365 days.
     error OperatorRegistryInvalidUnbondingDelay(uint256 unbondingDelay);
+    /// @notice The job escrow `escrow` settles against another registry: the two must name each other.
+    error OperatorRegistryEscrowMismatch(address escrow);
 
     /// @notice Registers the caller with `stake` CMP (which it must have approved this contract for), serving
     /// `models` at `endpoint`.
@@ -117,6 +119,11 @@ interface IOperatorRegistry {
 
     /// @notice Whether the relayer may dispatch to `operator`: bonded, not jailed, and staking at least `minStake`.
     function isActive(address operator) external view returns (bool);
+
+    /// @notice In one call, what the job escrow checks before it pays `operator`: whether it is active (as
+    /// {isActive}), and the models it lists among ids `256 * word` to `256 * word + 255`, as a bitmap (bit
+    /// `modelId % 256` set when it lists `modelId`).
+    function eligibility(address operator, uint256 word) external view returns (bool active, uint256 models);
 
     /// @notice The escrow epoch of `operator`'s first registration; reverts when it never registered.
     function firstEpochOf(address operator) external view returns (uint256);

@@ -140,7 +140,7 @@ def epoch_end(protocol: Protocol) -> int:
 
 def job_deadline(protocol: Protocol, job_id: int) -> int:
     """The deadline of job `job_id`; a `ConfigError` if there is no such job."""
-    payer, _model, deadline, _max, _status = protocol.escrow.functions.jobOf(job_id).call()
+    payer, _model, deadline, _max, _status, _max_in, _max_out = protocol.escrow.functions.jobOf(job_id).call()
     if int(payer, 16) == 0:
         raise ConfigError(f"there is no job 0x{job_id:064x} on this chain")
     return int(deadline)

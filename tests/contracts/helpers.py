@@ -37,6 +37,22 @@ ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
 #: The model the deployment lists: SmolLM2, 100,000 (input) and 200,000 (output) CRD units per million tokens.
 MODEL = SMOLLM2.model_id
+#: The widest usage caps a job can commit to (uint32): the tests' default, so that only the tests of the caps
+#: are bound by them.
+UINT32_MAX = 2**32 - 1
+#: JobEscrow.DEFAULT_MIN_JOB_DURATION and DEFAULT_MAX_JOB_DURATION.
+MIN_JOB_DURATION, MAX_JOB_DURATION = 600, 86_400
+
+
+def terms(
+    spec: bytes,
+    deadline: int,
+    model: int = MODEL,
+    max_input: int = UINT32_MAX,
+    max_output: int = UINT32_MAX,
+) -> tuple[int, bytes, int, int, int]:
+    """A job's terms as `openJob` and `burnForJob` take them (`IJobEscrow.JobTerms`)."""
+    return (model, spec, deadline, max_input, max_output)
 
 
 def _normalise(value: Any) -> Any:
@@ -258,7 +274,7 @@ def earn(p: Deployed, chain: Any, operator: Any, payer: Any, tokens: int, charge
     """`payer` burns `tokens` for a job on model 1 (at the current price) that the relayer settles, charging
     `charge` credit units to `operator`'s earnings; returns the job's id. Needs a fresh price."""
     spec = spec_hash(n)
-    p.escrow.burnForJob(tokens, 0, MODEL, spec, head_time(chain) + 3600, sender=payer)
+    p.escrow.burnForJob(tokens, 0, terms(spec, head_time(chain) + 3600), sender=payer)
     job_id = int(p.escrow.jobIdFor(payer, spec))
     p.escrow.settle(
         [settlement(job_id, operator, 0, output_tokens_for(charge), result_hash(n))], sender=p.relayer

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
-from tests.conftest import CMP, CRD, GENESIS, MAX_UINT, Deployed
+from tests.conftest import CMP, CRD, GENESIS, MAX_UINT, SUPPLY, Deployed
 from tests.contracts.helpers import (
     HALT_CR,
     HEALTHY,
-    MODEL,
     WARNING,
     ZERO32,
     ZERO_ADDRESS,
@@ -27,6 +26,7 @@ from tests.contracts.helpers import (
     push,
     reverts,
     spec_hash,
+    terms,
 )
 
 #: After 1000 CMP are burned at $1 (997.5 CRD outstanding), the price at which the collateral ratio is exactly
@@ -96,7 +96,7 @@ def test_burn_gives_tokens_times_price_less_spread_rounded_down(
     ]
     assert protocol.credit.balanceOf(user) == credits
     assert protocol.token.balanceOf(user) == GENESIS - tokens
-    assert protocol.token.totalSupply() == 4 * GENESIS - tokens
+    assert protocol.token.totalSupply() == SUPPLY - tokens
     assert protocol.bme.remintCredits() == tokens
     assert protocol.bme.outstandingCredits() == credits
 
@@ -159,7 +159,7 @@ def test_burns_accumulate_remint_credits_and_outstanding_credits(protocol: Deplo
     assert protocol.bme.outstandingCredits() == 428_925_000
     assert protocol.credit.totalSupply() == 428_925_000
     assert protocol.credit.balanceOf(a) == 179_550_000
-    assert protocol.token.totalSupply() == 4 * GENESIS - 390 * CMP
+    assert protocol.token.totalSupply() == SUPPLY - 390 * CMP
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_price_crash_drives_status_to_warning_then_halt_cr(protocol: Deployed, c
         protocol.bme.burn(100 * CMP, 0, sender=protocol.users[1])
     with reverts(protocol.bme.BmeHalted, status=HALT_CR):
         protocol.escrow.burnForJob(
-            100 * CMP, 0, MODEL, spec_hash(1), deadline(chain), sender=protocol.users[1]
+            100 * CMP, 0, terms(spec_hash(1), deadline(chain)), sender=protocol.users[1]
         )
 
 
@@ -353,7 +353,7 @@ def test_redeem_reissues_against_remint_credits_first_then_issues_new(protocol: 
     assert protocol.escrow.earningsOf(operator) == 0
     assert protocol.token.balanceOf(operator) == 199_500_000_000_000_000_000
     # Demand at a falling price issues supply: 100 CMP burned, 199.5 CMP minted.
-    assert protocol.token.totalSupply() == 4 * GENESIS - 100 * CMP + 199_500_000_000_000_000_000
+    assert protocol.token.totalSupply() == SUPPLY - 100 * CMP + 199_500_000_000_000_000_000
 
 
 def test_redeem_at_a_higher_price_only_reissues(protocol: Deployed, chain: Any) -> None:
@@ -373,7 +373,7 @@ def test_redeem_at_a_higher_price_only_reissues(protocol: Deployed, chain: Any) 
     assert bme.remintCredits() == 50_125_000_000_000_000_000
     assert bme.totalNewIssuance() == 0
     # Demand at a rising price burns supply: 100 CMP burned, 49.875 CMP minted.
-    assert protocol.token.totalSupply() == 4 * GENESIS - 50_125_000_000_000_000_000
+    assert protocol.token.totalSupply() == SUPPLY - 50_125_000_000_000_000_000
 
 
 def test_redeem_with_confidence_band_prices_two_bands_above(protocol: Deployed, chain: Any) -> None:
@@ -514,7 +514,7 @@ def test_pause_by_guardian_stops_burns_and_redeems(protocol: Deployed, chain: An
     with reverts(bme.EnforcedPause):
         bme.redeem(10 * CRD, 0, sender=operator)
     with reverts(bme.EnforcedPause):
-        protocol.escrow.burnForJob(100 * CMP, 0, MODEL, spec_hash(2), deadline(chain), sender=user)
+        protocol.escrow.burnForJob(100 * CMP, 0, terms(spec_hash(2), deadline(chain)), sender=user)
     # The status can still be recorded.
     bme.syncStatus(sender=user)
 
@@ -667,7 +667,7 @@ def test_set_job_escrow_through_timelock_moves_the_escrow_role(
     push(protocol, chain, CMP)
     with reverts(protocol.bme.BmeNotJobEscrow, caller=protocol.escrow):
         protocol.escrow.burnForJob(
-            100 * CMP, 0, MODEL, spec_hash(1), deadline(chain), sender=protocol.users[0]
+            100 * CMP, 0, terms(spec_hash(1), deadline(chain)), sender=protocol.users[0]
         )
     protocol.bme.burnForEscrow(protocol.users[0], 100 * CMP, 0, sender=newcomer)
     assert protocol.bme.remintCredits() == 100 * CMP

@@ -10,15 +10,19 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from tests.conftest import CMP, CRD, GENESIS, Deployed
+from tests.conftest import CMP, CRD, GENESIS, OPERATOR_ENDPOINT, OPERATOR_STAKE, Deployed
 from tests.contracts.helpers import (
     JOB_EXPIRED,
     JOB_NONE,
     JOB_OPEN,
     JOB_SETTLED,
+    MAX_JOB_DURATION,
+    MIN_JOB_DURATION,
     MODEL,
+    UINT32_MAX,
     ZERO_ADDRESS,
     Governance,
+    advance,
     call_reverts,
     event_args,
     head_time,
@@ -30,9 +34,9 @@ from tests.contracts.helpers import (
     settlement,
     sign_permit,
     spec_hash,
+    terms,
 )
 
-MAX_JOB_DURATION = 86_400  # JobEscrow.DEFAULT_MAX_JOB_DURATION
 UINT40_MAX = 2**40 - 1
 
 
@@ -40,7 +44,7 @@ def open_by_burn(
     p: Deployed, chain: Any, payer: Any, n: int, tokens: int = 100 * CMP, ttl: int = 3600
 ) -> int:
     """`payer` burns `tokens` for job `n`, due `ttl` seconds from now; returns its id. Needs a fresh price."""
-    p.escrow.burnForJob(tokens, 0, MODEL, spec_hash(n), head_time(chain) + ttl, sender=payer)
+    p.escrow.burnForJob(tokens, 0, terms(spec_hash(n), head_time(chain) + ttl), sender=payer)
     return int(p.escrow.jobIdFor(payer, spec_hash(n)))
 
 
@@ -63,7 +67,7 @@ def test_burn_for_job_opens_a_job_reserving_all_the_credits(protocol: Deployed, 
     push(protocol, chain, CMP)
     deadline = head_time(chain) + 3600
 
-    tx = escrow.burnForJob(100 * CMP, 99_750_000, MODEL, spec, deadline, sender=payer)
+    tx = escrow.burnForJob(100 * CMP, 99_750_000, terms(spec, deadline), sender=payer)
 
     job_id = escrow.jobIdFor(payer, spec)
     assert event_args(tx, escrow.JobOpened) == [
@@ -75,12 +79,22 @@ def test_burn_for_job_opens_a_job_reserving_all_the_credits(protocol: Deployed, 
             tokensBurned=100 * CMP,
             deadline=deadline,
             specHash=spec,
+            maxInputTokens=UINT32_MAX,
+            maxOutputTokens=UINT32_MAX,
         )
     ]
     assert event_args(tx, protocol.bme.CreditsMinted) == [
         normalised(payer=payer, recipient=escrow, tokensBurned=100 * CMP, credits=99_750_000, price=CMP)
     ]
-    assert tuple(escrow.jobOf(job_id)) == (payer.address, MODEL, deadline, 99_750_000, JOB_OPEN)
+    assert tuple(escrow.jobOf(job_id)) == (
+        payer.address,
+        MODEL,
+        deadline,
+        99_750_000,
+        JOB_OPEN,
+        UINT32_MAX,
+        UINT32_MAX,
+    )
     # The reservation lives in the escrow's accounting: no CRD token is minted for it.
     assert protocol.credit.totalSupply() == 0
     assert protocol.credit.balanceOf(escrow) == 0
@@ -93,7 +107,7 @@ def test_burn_for_job_below_callers_min_credits_reverts(protocol: Deployed, chai
     push(protocol, chain, CMP)
     with reverts(protocol.bme.BmeSlippageExceeded, actual=99_750_000, minimum=100 * CRD):
         protocol.escrow.burnForJob(
-            100 * CMP, 100 * CRD, MODEL, spec_hash(1), head_time(chain) + 3600, sender=protocol.users[0]
+            100 * CMP, 100 * CRD, terms(spec_hash(1), head_time(chain) + 3600), sender=protocol.users[0]
         )
 
 
@@ -101,7 +115,7 @@ def test_burn_for_job_below_minimum_mint_reverts(protocol: Deployed, chain: Any)
     push(protocol, chain, CMP)
     with reverts(protocol.bme.BmeBelowMinimumMint, credits=9_975_000, minimum=10 * CRD):
         protocol.escrow.burnForJob(
-            10 * CMP, 0, MODEL, spec_hash(1), head_time(chain) + 3600, sender=protocol.users[0]
+            10 * CMP, 0, terms(spec_hash(1), head_time(chain) + 3600), sender=protocol.users[0]
         )
 
 
@@ -116,7 +130,7 @@ def test_burn_for_job_with_permit_needs_no_prior_approval(
     v, r, s = sign_permit(token, wallet, protocol.bme, 100 * CMP, permit_deadline, chain.chain_id)
 
     tx = escrow.burnForJobWithPermit(
-        100 * CMP, 0, MODEL, spec_hash(1), deadline, permit_deadline, v, r, s, sender=wallet
+        100 * CMP, 0, terms(spec_hash(1), deadline), permit_deadline, v, r, s, sender=wallet
     )
 
     [opened] = event_args(tx, escrow.JobOpened)
@@ -144,7 +158,7 @@ def test_burn_for_job_with_front_run_permit_still_succeeds(
     assert token.nonces(wallet) == 1
 
     tx = escrow.burnForJobWithPermit(
-        100 * CMP, 0, MODEL, spec_hash(1), deadline, permit_deadline, v, r, s, sender=wallet
+        100 * CMP, 0, terms(spec_hash(1), deadline), permit_deadline, v, r, s, sender=wallet
     )
 
     [opened] = event_args(tx, escrow.JobOpened)
@@ -164,7 +178,7 @@ def test_burn_for_job_with_bad_permit_and_no_allowance_reverts(
     v, r, s = sign_permit(token, wallet, protocol.bme, 50 * CMP, permit_deadline, chain.chain_id)
     with reverts(token.ERC20InsufficientAllowance, spender=protocol.bme, allowance=0, needed=100 * CMP):
         protocol.escrow.burnForJobWithPermit(
-            100 * CMP, 0, MODEL, spec_hash(1), deadline, permit_deadline, v, r, s, sender=wallet
+            100 * CMP, 0, terms(spec_hash(1), deadline), permit_deadline, v, r, s, sender=wallet
         )
     assert token.nonces(wallet) == 0
 
@@ -175,7 +189,7 @@ def test_open_job_from_a_credit_balance(protocol: Deployed, chain: Any) -> None:
     protocol.bme.burn(100 * CMP, 0, sender=payer)
     deadline = head_time(chain) + 3600
 
-    tx = escrow.openJob(MODEL, 50 * CRD, spec, deadline, sender=payer)
+    tx = escrow.openJob(50 * CRD, terms(spec, deadline), sender=payer)
 
     job_id = escrow.jobIdFor(payer, spec)
     assert event_args(tx, escrow.JobOpened) == [
@@ -187,12 +201,22 @@ def test_open_job_from_a_credit_balance(protocol: Deployed, chain: Any) -> None:
             tokensBurned=0,
             deadline=deadline,
             specHash=spec,
+            maxInputTokens=UINT32_MAX,
+            maxOutputTokens=UINT32_MAX,
         )
     ]
     assert event_args(tx, protocol.credit.Transfer) == [
         normalised(**{"from": payer, "to": ZERO_ADDRESS, "value": 50 * CRD})
     ]
-    assert tuple(escrow.jobOf(job_id)) == (payer.address, MODEL, deadline, 50 * CRD, JOB_OPEN)
+    assert tuple(escrow.jobOf(job_id)) == (
+        payer.address,
+        MODEL,
+        deadline,
+        50 * CRD,
+        JOB_OPEN,
+        UINT32_MAX,
+        UINT32_MAX,
+    )
     assert protocol.credit.balanceOf(payer) == 49_750_000
     assert protocol.credit.totalSupply() == 49_750_000
     # Moving credits from a balance into a reservation changes nothing outstanding.
@@ -206,12 +230,12 @@ def test_open_job_beyond_the_credit_balance_reverts(protocol: Deployed, chain: A
     with reverts(
         protocol.credit.ERC20InsufficientBalance, sender=payer, balance=99_750_000, needed=100 * CRD
     ):
-        protocol.escrow.openJob(MODEL, 100 * CRD, spec_hash(1), head_time(chain) + 3600, sender=payer)
+        protocol.escrow.openJob(100 * CRD, terms(spec_hash(1), head_time(chain) + 3600), sender=payer)
 
 
 def test_open_job_with_zero_credits_reverts(protocol: Deployed, chain: Any) -> None:
     with reverts(protocol.escrow.JobEscrowZeroAmount):
-        protocol.escrow.openJob(MODEL, 0, spec_hash(1), head_time(chain) + 3600, sender=protocol.users[0])
+        protocol.escrow.openJob(0, terms(spec_hash(1), head_time(chain) + 3600), sender=protocol.users[0])
 
 
 def test_open_job_with_a_used_spec_hash_reverts(protocol: Deployed, chain: Any) -> None:
@@ -220,10 +244,10 @@ def test_open_job_with_a_used_spec_hash_reverts(protocol: Deployed, chain: Any) 
     job_id = open_by_burn(protocol, chain, payer, 1)
     deadline = head_time(chain) + 3600
     with reverts(escrow.JobEscrowJobExists, jobId=job_id):
-        escrow.burnForJob(100 * CMP, 0, MODEL, spec_hash(1), deadline, sender=payer)
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), deadline), sender=payer)
     protocol.bme.burn(100 * CMP, 0, sender=payer)
     with reverts(escrow.JobEscrowJobExists, jobId=job_id):
-        escrow.openJob(MODEL, 10 * CRD, spec_hash(1), deadline, sender=payer)
+        escrow.openJob(10 * CRD, terms(spec_hash(1), deadline), sender=payer)
     # The same commitment from another payer is another job.
     open_by_burn(protocol, chain, protocol.users[1], 1)
     assert job_status(protocol, escrow.jobIdFor(protocol.users[1], spec_hash(1))) == JOB_OPEN
@@ -237,7 +261,7 @@ def test_open_job_with_a_spec_hash_of_a_closed_job_reverts(protocol: Deployed, c
         [settlement(job_id, protocol.operators[0], 10, 10, result_hash(1))], sender=protocol.relayer
     )
     with reverts(escrow.JobEscrowJobExists, jobId=job_id):
-        escrow.openJob(MODEL, 10 * CRD, spec_hash(1), head_time(chain) + 3600, sender=payer)
+        escrow.openJob(10 * CRD, terms(spec_hash(1), head_time(chain) + 3600), sender=payer)
 
 
 def test_open_job_for_an_unlisted_model_reverts(protocol: Deployed, chain: Any) -> None:
@@ -245,21 +269,26 @@ def test_open_job_for_an_unlisted_model_reverts(protocol: Deployed, chain: Any) 
     push(protocol, chain, CMP)
     deadline = head_time(chain) + 3600
     with reverts(escrow.JobEscrowModelNotListed, modelId=2):
-        escrow.burnForJob(100 * CMP, 0, 2, spec_hash(1), deadline, sender=payer)
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), deadline, model=2), sender=payer)
     protocol.bme.burn(100 * CMP, 0, sender=payer)
     with reverts(escrow.JobEscrowModelNotListed, modelId=0):
-        escrow.openJob(0, 10 * CRD, spec_hash(1), deadline, sender=payer)
+        escrow.openJob(10 * CRD, terms(spec_hash(1), deadline, model=0), sender=payer)
 
 
-@pytest.mark.parametrize("offset", [-1, 0, MAX_JOB_DURATION + 1])
+@pytest.mark.parametrize("offset", [-1, 0, MIN_JOB_DURATION - 1, MAX_JOB_DURATION + 1])
 def test_open_job_with_a_deadline_out_of_range_reverts(protocol: Deployed, chain: Any, offset: int) -> None:
     escrow, payer = protocol.escrow, protocol.users[0]
     push(protocol, chain, CMP)
     protocol.bme.burn(100 * CMP, 0, sender=payer)
     now = head_time(chain) + 5
     next_tx_at(chain, now)
-    with reverts(escrow.JobEscrowInvalidDeadline, deadline=now + offset, latest=now + MAX_JOB_DURATION):
-        escrow.openJob(MODEL, 10 * CRD, spec_hash(1), now + offset, sender=payer)
+    with reverts(
+        escrow.JobEscrowInvalidDeadline,
+        deadline=now + offset,
+        earliest=now + MIN_JOB_DURATION,
+        latest=now + MAX_JOB_DURATION,
+    ):
+        escrow.openJob(10 * CRD, terms(spec_hash(1), now + offset), sender=payer)
 
 
 def test_burn_for_job_with_a_deadline_beyond_the_max_duration_reverts(protocol: Deployed, chain: Any) -> None:
@@ -271,10 +300,11 @@ def test_burn_for_job_with_a_deadline_beyond_the_max_duration_reverts(protocol: 
     with reverts(
         protocol.escrow.JobEscrowInvalidDeadline,
         deadline=now + MAX_JOB_DURATION + 1,
+        earliest=now + MIN_JOB_DURATION,
         latest=now + MAX_JOB_DURATION,
     ):
         protocol.escrow.burnForJob(
-            100 * CMP, 0, MODEL, spec_hash(1), now + MAX_JOB_DURATION + 1, sender=protocol.users[0]
+            100 * CMP, 0, terms(spec_hash(1), now + MAX_JOB_DURATION + 1), sender=protocol.users[0]
         )
     assert protocol.bme.remintCredits() == 0
 
@@ -285,14 +315,14 @@ def test_open_job_with_the_longest_deadline_is_accepted(protocol: Deployed, chai
     protocol.bme.burn(100 * CMP, 0, sender=payer)
     now = head_time(chain) + 5
     next_tx_at(chain, now)
-    escrow.openJob(MODEL, 10 * CRD, spec_hash(1), now + MAX_JOB_DURATION, sender=payer)
+    escrow.openJob(10 * CRD, terms(spec_hash(1), now + MAX_JOB_DURATION), sender=payer)
     assert escrow.jobOf(escrow.jobIdFor(payer, spec_hash(1))).deadline == now + MAX_JOB_DURATION
 
 
 def test_open_job_reserving_more_than_uint40_reverts(protocol: Deployed, chain: Any) -> None:
     with reverts(protocol.escrow.JobEscrowMaxCreditsTooLarge, maxCredits=UINT40_MAX + 1):
         protocol.escrow.openJob(
-            MODEL, UINT40_MAX + 1, spec_hash(1), head_time(chain) + 3600, sender=protocol.users[0]
+            UINT40_MAX + 1, terms(spec_hash(1), head_time(chain) + 3600), sender=protocol.users[0]
         )
 
 
@@ -301,7 +331,7 @@ def test_burn_for_job_giving_more_than_uint40_credits_reverts(protocol: Deployed
     # 600,000 CMP at $2 less 25 bps: 1,197,000 CRD, above the 1,099,511.627775 CRD a job may reserve.
     with reverts(protocol.escrow.JobEscrowMaxCreditsTooLarge, maxCredits=1_197_000_000_000):
         protocol.escrow.burnForJob(
-            600_000 * CMP, 0, MODEL, spec_hash(1), head_time(chain) + 3600, sender=protocol.users[0]
+            600_000 * CMP, 0, terms(spec_hash(1), head_time(chain) + 3600), sender=protocol.users[0]
         )
     assert protocol.token.balanceOf(protocol.users[0]) == GENESIS
     assert protocol.bme.outstandingCredits() == 0
@@ -358,7 +388,7 @@ def test_settle_charge_is_capped_by_the_reservation(protocol: Deployed, chain: A
     escrow, payer, operator = protocol.escrow, protocol.users[0], protocol.operators[0]
     push(protocol, chain, CMP)
     protocol.bme.burn(100 * CMP, 0, sender=payer)
-    escrow.openJob(MODEL, 10 * CRD, spec_hash(1), head_time(chain) + 3600, sender=payer)
+    escrow.openJob(10 * CRD, terms(spec_hash(1), head_time(chain) + 3600), sender=payer)
     job_id = escrow.jobIdFor(payer, spec_hash(1))
     # 4e9 input and output tokens would cost 1,200 CRD; the job reserved 10.
     assert escrow.costOf(MODEL, 4_000_000_000, 4_000_000_000) == 1_200 * CRD
@@ -534,13 +564,13 @@ def test_pause_stops_opening_but_not_settle_or_expire(protocol: Deployed, chain:
     assert event_args(tx, escrow.Paused) == [normalised(account=guardian)]
     deadline = head_time(chain) + 3600
     with reverts(escrow.EnforcedPause):
-        escrow.openJob(MODEL, 10 * CRD, spec_hash(3), deadline, sender=payer)
+        escrow.openJob(10 * CRD, terms(spec_hash(3), deadline), sender=payer)
     with reverts(escrow.EnforcedPause):
-        escrow.burnForJob(100 * CMP, 0, MODEL, spec_hash(3), deadline, sender=payer)
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(3), deadline), sender=payer)
     v, r, s = sign_permit(protocol.token, wallet, protocol.bme, 100 * CMP, deadline, chain.chain_id)
     with reverts(escrow.EnforcedPause):
         escrow.burnForJobWithPermit(
-            100 * CMP, 0, MODEL, spec_hash(3), deadline, deadline, v, r, s, sender=wallet
+            100 * CMP, 0, terms(spec_hash(3), deadline), deadline, v, r, s, sender=wallet
         )
 
     escrow.settle(
@@ -602,10 +632,280 @@ def test_set_max_job_duration_through_timelock(protocol: Deployed, chain: Any, g
     assert job_status(protocol, job_id) == JOB_OPEN
 
 
-def test_set_zero_max_job_duration_reverts(protocol: Deployed, gov: Governance) -> None:
-    with reverts(protocol.escrow.JobEscrowInvalidDeadline, deadline=0, latest=0):
-        gov.execute(protocol.escrow.setMaxJobDuration, 0)
+@pytest.mark.parametrize("maximum", [0, MIN_JOB_DURATION])
+def test_set_max_job_duration_at_or_below_the_minimum_reverts(
+    protocol: Deployed, gov: Governance, maximum: int
+) -> None:
+    with reverts(
+        protocol.escrow.JobEscrowInvalidJobDurations, minJobDuration=MIN_JOB_DURATION, maxJobDuration=maximum
+    ):
+        gov.execute(protocol.escrow.setMaxJobDuration, maximum)
     assert protocol.escrow.maxJobDuration() == MAX_JOB_DURATION
+
+
+def test_set_min_job_duration_through_timelock(protocol: Deployed, chain: Any, gov: Governance) -> None:
+    escrow, payer = protocol.escrow, protocol.users[0]
+    assert escrow.minJobDuration() == MIN_JOB_DURATION
+    with reverts(escrow.AccessControlUnauthorizedAccount, account=payer, neededRole=escrow.GOVERNOR_ROLE()):
+        escrow.setMinJobDuration(1_800, sender=payer)
+
+    tx = gov.execute(escrow.setMinJobDuration, 1_800)
+
+    assert event_args(tx, escrow.MinJobDurationUpdated) == [normalised(minJobDuration=1_800)]
+    assert escrow.minJobDuration() == 1_800
+    push(protocol, chain, CMP)
+    now = head_time(chain) + 5
+    next_tx_at(chain, now)
+    with reverts(
+        escrow.JobEscrowInvalidDeadline,
+        deadline=now + 1_799,
+        earliest=now + 1_800,
+        latest=now + MAX_JOB_DURATION,
+    ):
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), now + 1_799), sender=payer)
+    next_tx_at(chain, now + 1)
+    escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), now + 1 + 1_800), sender=payer)
+
+
+@pytest.mark.parametrize("minimum", [0, MAX_JOB_DURATION, MAX_JOB_DURATION + 1])
+def test_set_min_job_duration_out_of_bounds_reverts(
+    protocol: Deployed, gov: Governance, minimum: int
+) -> None:
+    with reverts(
+        protocol.escrow.JobEscrowInvalidJobDurations, minJobDuration=minimum, maxJobDuration=MAX_JOB_DURATION
+    ):
+        gov.execute(protocol.escrow.setMinJobDuration, minimum)
+    assert protocol.escrow.minJobDuration() == MIN_JOB_DURATION
+
+
+# ---------------------------------------------------------------- attacks on the money bounds
+
+
+def test_payer_cannot_open_a_job_due_before_the_minimum_duration(protocol: Deployed, chain: Any) -> None:
+    """The payer's attack: a deadline just after the answer arrives, then a full refund by `expire`. The
+    tightest deadline it may set is `minJobDuration` away, and the job cannot be expired before then."""
+    escrow, payer = protocol.escrow, protocol.users[0]
+    push(protocol, chain, CMP)
+    protocol.bme.burn(100 * CMP, 0, sender=payer)
+    for ahead in (1, 30, MIN_JOB_DURATION - 1):
+        now = head_time(chain) + 5
+        next_tx_at(chain, now)
+        with reverts(
+            escrow.JobEscrowInvalidDeadline,
+            deadline=now + ahead,
+            earliest=now + MIN_JOB_DURATION,
+            latest=now + MAX_JOB_DURATION,
+        ):
+            escrow.openJob(10 * CRD, terms(spec_hash(1), now + ahead), sender=payer)
+    assert job_status(protocol, escrow.jobIdFor(payer, spec_hash(1))) == JOB_NONE
+    # The tightest deadline allowed: the job stays open (and settleable) for the whole minimum duration.
+    now = head_time(chain) + 5
+    next_tx_at(chain, now)
+    escrow.openJob(10 * CRD, terms(spec_hash(1), now + MIN_JOB_DURATION), sender=payer)
+    job_id = escrow.jobIdFor(payer, spec_hash(1))
+    next_tx_at(chain, now + MIN_JOB_DURATION - 10)
+    with reverts(escrow.JobEscrowDeadlineNotReached, jobId=job_id, deadline=now + MIN_JOB_DURATION):
+        escrow.expire(job_id, sender=payer)
+    next_tx_at(chain, now + MIN_JOB_DURATION - 5)
+    escrow.settle([settlement(job_id, protocol.operators[0], 10, 10, result_hash(1))], sender=protocol.relayer)
+    assert job_status(protocol, job_id) == JOB_SETTLED
+
+
+@pytest.mark.parametrize("caps", [(0, 100), (100, 0), (0, 0)])
+def test_open_job_with_a_zero_usage_cap_reverts(
+    protocol: Deployed, chain: Any, caps: tuple[int, int]
+) -> None:
+    escrow, payer = protocol.escrow, protocol.users[0]
+    push(protocol, chain, CMP)
+    job_terms = terms(spec_hash(1), head_time(chain) + 3600, max_input=caps[0], max_output=caps[1])
+    with reverts(escrow.JobEscrowZeroUsageCap, maxInputTokens=caps[0], maxOutputTokens=caps[1]):
+        escrow.burnForJob(100 * CMP, 0, job_terms, sender=payer)
+    protocol.bme.burn(100 * CMP, 0, sender=payer)
+    with reverts(escrow.JobEscrowZeroUsageCap, maxInputTokens=caps[0], maxOutputTokens=caps[1]):
+        escrow.openJob(10 * CRD, job_terms, sender=payer)
+
+
+def test_job_carries_the_payers_usage_caps(protocol: Deployed, chain: Any) -> None:
+    escrow, payer = protocol.escrow, protocol.users[0]
+    push(protocol, chain, CMP)
+    deadline = head_time(chain) + 3600
+    tx = escrow.burnForJob(
+        100 * CMP, 0, terms(spec_hash(1), deadline, max_input=300, max_output=64), sender=payer
+    )
+    [opened] = event_args(tx, escrow.JobOpened)
+    assert (opened["maxInputTokens"], opened["maxOutputTokens"]) == (300, 64)
+    job = escrow.jobOf(escrow.jobIdFor(payer, spec_hash(1)))
+    assert (job.maxInputTokens, job.maxOutputTokens, job.deadline) == (300, 64, deadline)
+
+
+@pytest.mark.parametrize("counts", [(301, 64), (300, 65), (4_000_000_000, 4_000_000_000)])
+def test_relayer_settling_above_the_payers_caps_reverts(
+    protocol: Deployed, chain: Any, counts: tuple[int, int]
+) -> None:
+    """The relayer key's attack: charge a job for more tokens than its request could use. Without caps the
+    escrow charged up to the whole reservation (`test_settle_charge_is_capped_by_the_reservation`)."""
+    escrow, payer, operator = protocol.escrow, protocol.users[0], protocol.operators[0]
+    push(protocol, chain, CMP)
+    deadline = head_time(chain) + 3600
+    escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), deadline, max_input=300, max_output=64), sender=payer)
+    job_id = escrow.jobIdFor(payer, spec_hash(1))
+    honest = settlement(job_id, operator, 300, 64, result_hash(1))
+    inflated = settlement(job_id, operator, *counts, result_hash(1))
+
+    with reverts(
+        escrow.JobEscrowUsageAboveCaps,
+        jobId=job_id,
+        inputTokens=counts[0],
+        outputTokens=counts[1],
+        maxInputTokens=300,
+        maxOutputTokens=64,
+    ):
+        escrow.settle([inflated], sender=protocol.relayer)
+    assert job_status(protocol, job_id) == JOB_OPEN
+    assert escrow.earningsOf(operator) == 0
+
+    # Counts at the caps settle: 300 * 0.1 + 64 * 0.2 = 42.8 credit units, rounded up.
+    tx = escrow.settle([honest], sender=protocol.relayer)
+    [settled] = event_args(tx, escrow.JobSettled)
+    assert (settled["charge"], settled["refund"]) == (43, 99_750_000 - 43)
+
+
+def test_one_settlement_above_its_caps_reverts_the_whole_batch(protocol: Deployed, chain: Any) -> None:
+    escrow, payer, operator = protocol.escrow, protocol.users[0], protocol.operators[0]
+    push(protocol, chain, CMP)
+    deadline = head_time(chain) + 3600
+    for n in (1, 2):
+        escrow.burnForJob(
+            100 * CMP, 0, terms(spec_hash(n), deadline, max_input=10, max_output=10), sender=payer
+        )
+    a, b = (escrow.jobIdFor(payer, spec_hash(n)) for n in (1, 2))
+    with reverts(escrow.JobEscrowUsageAboveCaps, jobId=b, inputTokens=10, outputTokens=11):
+        escrow.settle(
+            [
+                settlement(a, operator, 10, 10, result_hash(1)),
+                settlement(b, operator, 10, 11, result_hash(2)),
+            ],
+            sender=protocol.relayer,
+        )
+    assert [job_status(protocol, j) for j in (a, b)] == [JOB_OPEN, JOB_OPEN]
+
+
+def _registered(p: Deployed, account: Any, models: list[int]) -> Any:
+    """`account`, funded with the minimum stake and registered serving `models`."""
+    p.token.transfer(account, OPERATOR_STAKE, sender=p.users[3])
+    p.token.approve(p.registry.address, OPERATOR_STAKE, sender=account)
+    p.registry.register(OPERATOR_STAKE, OPERATOR_ENDPOINT, models, sender=account)
+    return account
+
+
+def _settle_to(p: Deployed, chain: Any, operator: Any, n: int = 1) -> tuple[int, Any]:
+    """Opens job `n` and returns it with the relayer's settlement of it to `operator`, not yet sent."""
+    job_id = open_by_burn(p, chain, p.users[0], n)
+    return job_id, settlement(job_id, operator, 10, 10, result_hash(n))
+
+
+@pytest.mark.parametrize("how", ["jailed", "unbonding", "withdrawn", "never registered", "below min stake"])
+def test_relayer_settling_to_an_inactive_operator_reverts(
+    protocol: Deployed, chain: Any, gov: Governance, wallet: Any, how: str
+) -> None:
+    """The relayer key's attack: credit the earnings of an address that is not an active operator."""
+    p, escrow = protocol, protocol.escrow
+    operator = wallet
+    if how != "never registered":
+        _registered(p, operator, [MODEL])
+    if how == "jailed":
+        p.registry.slash(operator, 1, b"\x42" * 32, sender=p.slasher)
+    elif how in ("unbonding", "withdrawn"):
+        p.registry.requestUnbonding(sender=operator)
+    if how == "withdrawn":
+        advance(chain, p.registry.unbondingDelay())
+        p.registry.withdraw(sender=operator)
+    if how == "below min stake":
+        gov.execute(p.registry.setMinStake, OPERATOR_STAKE + 1)
+    assert not p.registry.isActive(operator)
+    push(p, chain, CMP)
+    job_id, item = _settle_to(p, chain, operator)
+
+    with reverts(escrow.JobEscrowOperatorNotActive, jobId=job_id, operator=operator):
+        escrow.settle([item], sender=p.relayer)
+    assert job_status(p, job_id) == JOB_OPEN
+    assert escrow.earningsOf(operator) == 0
+
+
+def test_relayer_settling_to_an_operator_not_serving_the_model_reverts(
+    protocol: Deployed, chain: Any, wallet: Any
+) -> None:
+    p, escrow = protocol, protocol.escrow
+    operator = _registered(p, wallet, [2, 300])  # active, but not for the job's model
+    assert p.registry.isActive(operator)
+    push(p, chain, CMP)
+    job_id, item = _settle_to(p, chain, operator)
+    with reverts(escrow.JobEscrowOperatorNotServingModel, jobId=job_id, operator=operator, modelId=MODEL):
+        escrow.settle([item], sender=p.relayer)
+    assert job_status(p, job_id) == JOB_OPEN
+
+
+def test_an_operator_that_drops_the_model_can_no_longer_be_paid_for_it(
+    protocol: Deployed, chain: Any
+) -> None:
+    p, escrow, operator = protocol, protocol.escrow, protocol.operators[0]
+    push(p, chain, CMP)
+    job_id, item = _settle_to(p, chain, operator)
+    p.registry.update(OPERATOR_ENDPOINT, [2], sender=operator)
+    with reverts(escrow.JobEscrowOperatorNotServingModel, jobId=job_id, operator=operator, modelId=MODEL):
+        escrow.settle([item], sender=p.relayer)
+    p.registry.update(OPERATOR_ENDPOINT, [2, MODEL], sender=operator)
+    escrow.settle([item], sender=p.relayer)
+    assert job_status(p, job_id) == JOB_SETTLED
+
+
+def test_an_inactive_operator_in_a_later_run_reverts_the_whole_batch(protocol: Deployed, chain: Any) -> None:
+    p, escrow = protocol, protocol.escrow
+    (a, b), jailed = p.operators[:2], p.operators[2]
+    push(p, chain, CMP)
+    jobs = [open_by_burn(p, chain, p.users[0], n) for n in range(1, 6)]
+    p.registry.slash(jailed, 1, b"\x42" * 32, sender=p.slasher)
+    batch = [
+        settlement(jobs[0], a, 1, 1, result_hash(1)),
+        settlement(jobs[1], a, 1, 1, result_hash(2)),
+        settlement(jobs[2], b, 1, 1, result_hash(3)),
+        settlement(jobs[3], jailed, 1, 1, result_hash(4)),
+        settlement(jobs[4], jailed, 1, 1, result_hash(5)),
+    ]
+    with reverts(escrow.JobEscrowOperatorNotActive, jobId=jobs[3], operator=jailed):
+        escrow.settle(batch, sender=p.relayer)
+    assert [job_status(p, j) for j in jobs] == [JOB_OPEN] * 5
+    escrow.settle(batch[:3], sender=p.relayer)
+    assert escrow.earningsOf(a) == 2 and escrow.earningsOf(b) == 1
+
+
+def test_settle_checks_each_models_bitmap_word_within_a_run(
+    protocol: Deployed, chain: Any, gov: Governance, wallet: Any
+) -> None:
+    """Model 300 lies in the registry's second 256-id word: a run of one operator across both words asks the
+    registry again, and an operator listing only the first word's model is refused the second's job."""
+    p, escrow = protocol, protocol.escrow
+    gov.execute(escrow.setModelPrice, 300, "Large", 1_000_000, 2_000_000)
+    both = _registered(p, wallet, [MODEL, 300])
+    push(p, chain, CMP)
+    deadline = head_time(chain) + 3600
+    ids = []
+    for n, model in ((1, MODEL), (2, 300), (3, MODEL), (4, 300)):
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(n), deadline, model=model), sender=p.users[0])
+        ids.append(escrow.jobIdFor(p.users[0], spec_hash(n)))
+    only_first = p.operators[0]
+    with reverts(escrow.JobEscrowOperatorNotServingModel, jobId=ids[3], operator=only_first, modelId=300):
+        escrow.settle(
+            [
+                settlement(ids[2], only_first, 1, 1, result_hash(3)),
+                settlement(ids[3], only_first, 1, 1, result_hash(4)),
+            ],
+            sender=p.relayer,
+        )
+    tx = escrow.settle(
+        [settlement(j, both, 1, 1, result_hash(n)) for n, j in enumerate(ids)], sender=p.relayer
+    )
+    assert [e["operator"] for e in event_args(tx, escrow.JobSettled)] == [both.address] * 4
 
 
 # ---------------------------------------------------------------- price book
@@ -663,8 +963,9 @@ def test_set_model_price_through_timelock_lists_a_model(
     assert escrow.modelPrice(2) == (1_000_000, 3_000_000, True)
 
     push(protocol, chain, CMP)
-    escrow.burnForJob(100 * CMP, 0, 2, spec_hash(1), head_time(chain) + 3600, sender=payer)
+    escrow.burnForJob(100 * CMP, 0, terms(spec_hash(1), head_time(chain) + 3600, model=2), sender=payer)
     job_id = escrow.jobIdFor(payer, spec_hash(1))
+    protocol.registry.update(OPERATOR_ENDPOINT, [MODEL, 2], sender=protocol.operators[0])  # serves it too
     tx = escrow.settle(
         [settlement(job_id, protocol.operators[0], 1000, 100, result_hash(1))], sender=protocol.relayer
     )
@@ -699,7 +1000,7 @@ def test_delisted_model_cannot_open_jobs_but_open_jobs_still_settle(
     assert escrow.modelPrice(MODEL) == (100_000, 200_000, False)
     push(protocol, chain, CMP)
     with reverts(escrow.JobEscrowModelNotListed, modelId=MODEL):
-        escrow.burnForJob(100 * CMP, 0, MODEL, spec_hash(2), head_time(chain) + 3600, sender=payer)
+        escrow.burnForJob(100 * CMP, 0, terms(spec_hash(2), head_time(chain) + 3600), sender=payer)
     # The open job settles at the model's last price.
     tx = escrow.settle([settlement(job_id, operator, 1234, 567, result_hash(1))], sender=protocol.relayer)
     assert event_args(tx, escrow.JobSettled)[0]["charge"] == 237

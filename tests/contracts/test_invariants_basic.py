@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CMP, CRD, GENESIS, Deployed
+from tests.conftest import CMP, CRD, SUPPLY, Deployed
 from tests.contracts.helpers import (
     JOB_OPEN,
-    MODEL,
     ZERO_ADDRESS,
     advance,
     head_time,
@@ -19,6 +18,7 @@ from tests.contracts.helpers import (
     result_hash,
     settlement,
     spec_hash,
+    terms,
 )
 
 # Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
@@ -56,13 +56,13 @@ def test_invariants_hold_after_a_scripted_sequence(protocol: Deployed, chain: An
     p.bme.burn(500 * CMP, 0, sender=a)
     assert_credits_conserved(p, chain)
     push(p, chain, 5 * CMP // 4)
-    p.escrow.burnForJob(200 * CMP, 0, MODEL, spec_hash(1), head_time(chain) + 3600, sender=b)
-    p.escrow.burnForJob(50 * CMP, 0, MODEL, spec_hash(2), head_time(chain) + 600, sender=c)
+    p.escrow.burnForJob(200 * CMP, 0, terms(spec_hash(1), head_time(chain) + 3600), sender=b)
+    p.escrow.burnForJob(50 * CMP, 0, terms(spec_hash(2), head_time(chain) + 600), sender=c)
     job_a, job_b = p.escrow.jobIdFor(b, spec_hash(1)), p.escrow.jobIdFor(c, spec_hash(2))
     assert_credits_conserved(p, chain)
 
     # A job paid from a credit balance.
-    p.escrow.openJob(MODEL, 100 * CRD, spec_hash(3), head_time(chain) + 3600, sender=a)
+    p.escrow.openJob(100 * CRD, terms(spec_hash(3), head_time(chain) + 3600), sender=a)
     job_c = p.escrow.jobIdFor(a, spec_hash(3))
     assert_credits_conserved(p, chain)
 
@@ -91,7 +91,7 @@ def test_invariants_hold_after_a_scripted_sequence(protocol: Deployed, chain: An
 
     # More burning, a job whose charge hits its reservation, and the last redemption.
     p.bme.burn(1000 * CMP, 0, sender=d)
-    p.escrow.openJob(MODEL, 500 * CRD, spec_hash(4), head_time(chain) + 3600, sender=d)
+    p.escrow.openJob(500 * CRD, terms(spec_hash(4), head_time(chain) + 3600), sender=d)
     job_d = p.escrow.jobIdFor(d, spec_hash(4))
     p.escrow.settle([settlement(job_d, op0, 4_000_000_000, 4_000_000_000, result_hash(4))], sender=relayer)
     assert p.escrow.earningsOf(op0) == 500 * CRD
@@ -110,8 +110,8 @@ def test_invariants_hold_after_a_scripted_sequence(protocol: Deployed, chain: An
     assert len(redemptions) == 4
     assert burned == sum(e["tokensBurned"] for e in burns) == 1750 * CMP
     redeemed = sum(e["tokensMinted"] for e in redemptions)
-    assert minted == 4 * GENESIS + redeemed
-    assert p.token.totalSupply() == 4 * GENESIS - burned + redeemed
+    assert minted == SUPPLY + redeemed
+    assert p.token.totalSupply() == SUPPLY - burned + redeemed
     # Each redemption splits into re-issue and new issuance, and the totals agree.
     assert all(e["reissued"] + e["newlyIssued"] == e["tokensMinted"] for e in redemptions)
     assert p.bme.totalReissued() == sum(e["reissued"] for e in redemptions)

@@ -9,7 +9,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from tests.conftest import CMP, CRD, GENESIS, Deployed
+from tests.conftest import CMP, CRD, GENESIS, SUPPLY, Deployed
 from tests.contracts.helpers import (
     ZERO_ADDRESS,
     Governance,
@@ -32,7 +32,7 @@ def test_token_metadata_is_cmp_with_18_decimals(protocol: Deployed) -> None:
     assert token.name() == "Compute Token"
     assert token.symbol() == "CMP"
     assert token.decimals() == 18
-    assert token.totalSupply() == 4 * GENESIS
+    assert token.totalSupply() == SUPPLY
     assert [token.balanceOf(u) for u in protocol.users] == [GENESIS] * 4
 
 
@@ -56,7 +56,7 @@ def test_token_mint_by_account_without_minter_role_reverts(protocol: Deployed, c
         neededRole=protocol.token.MINTER_ROLE(),
     ):
         protocol.token.mint(account, CMP, sender=account)
-    assert protocol.token.totalSupply() == 4 * GENESIS
+    assert protocol.token.totalSupply() == SUPPLY
 
 
 def test_token_mint_by_minter_granted_through_governance(protocol: Deployed, gov: Governance) -> None:
@@ -67,7 +67,7 @@ def test_token_mint_by_minter_granted_through_governance(protocol: Deployed, gov
         normalised(**{"from": ZERO_ADDRESS, "to": recipient, "value": 5 * CMP})
     ]
     assert token.balanceOf(recipient) == 5 * CMP
-    assert token.totalSupply() == 4 * GENESIS + 5 * CMP
+    assert token.totalSupply() == SUPPLY + 5 * CMP
 
 
 def test_token_burn_reduces_balance_and_supply(protocol: Deployed) -> None:
@@ -77,7 +77,7 @@ def test_token_burn_reduces_balance_and_supply(protocol: Deployed) -> None:
         normalised(**{"from": user, "to": ZERO_ADDRESS, "value": 7 * CMP})
     ]
     assert token.balanceOf(user) == GENESIS - 7 * CMP
-    assert token.totalSupply() == 4 * GENESIS - 7 * CMP
+    assert token.totalSupply() == SUPPLY - 7 * CMP
 
 
 def test_token_burn_more_than_balance_reverts(protocol: Deployed, wallet: Any) -> None:
@@ -93,7 +93,7 @@ def test_token_burn_from_spends_the_allowance(protocol: Deployed) -> None:
     assert token.allowance(owner, spender) == 10 * CMP
     assert token.balanceOf(owner) == GENESIS - 20 * CMP
     assert token.balanceOf(spender) == GENESIS
-    assert token.totalSupply() == 4 * GENESIS - 20 * CMP
+    assert token.totalSupply() == SUPPLY - 20 * CMP
 
 
 def test_token_burn_from_beyond_the_allowance_reverts(protocol: Deployed) -> None:
@@ -101,7 +101,7 @@ def test_token_burn_from_beyond_the_allowance_reverts(protocol: Deployed) -> Non
     token.approve(spender, 5 * CMP, sender=owner)
     with reverts(token.ERC20InsufficientAllowance, spender=spender, allowance=5 * CMP, needed=6 * CMP):
         token.burnFrom(owner, 6 * CMP, sender=spender)
-    assert token.totalSupply() == 4 * GENESIS
+    assert token.totalSupply() == SUPPLY
 
 
 def test_token_domain_separator_is_eip712_of_name_version_chain_and_address(

@@ -152,7 +152,9 @@ class OperatorsVersusModel(ChainModelMachine):
         self.spec += 1
         spec, deadline = self.spec.to_bytes(32, "big"), self.now + 3_600
         _, opened = self.both(
-            lambda: p.escrow.burnForJob(100 * CMP, 0, 1, spec, deadline, sender=u, gas_limit=GAS),
+            lambda: p.escrow.burnForJob(
+                100 * CMP, 0, terms(spec, deadline, model=1), sender=u, gas_limit=GAS
+            ),
             lambda: self.model.burn_for_job(u.address, 100 * CMP, 0, 1, spec, deadline),
         )
         job_id = opened[0]

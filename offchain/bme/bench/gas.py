@@ -16,6 +16,8 @@ from bme.chain.signing import sign_permit
 
 MAX_UINT = 2**256 - 1
 BATCH_SIZES = (1, 10, 50)
+#: The usage caps every benchmark job commits to: a short prompt's bound and a request's max_tokens.
+MAX_INPUT_TOKENS, MAX_OUTPUT_TOKENS = 512, 256
 
 
 def _fresh_accounts(n: int) -> list[LocalAccount]:
@@ -46,14 +48,25 @@ class _Bench:
         self.c.send(acct, self.p.token.functions.approve(self.p.bme.address, MAX_UINT))
         return acct
 
+    def operator(self) -> LocalAccount:
+        """A new operator, registered with the minimum stake and serving the benchmark's model."""
+        acct = self.user()  # all its CMP goes into the stake
+        self.c.send(acct, self.p.token.functions.approve(self.p.registry.address, MAX_UINT))
+        endpoint = f"https://{acct.address[2:10].lower()}.example/v1"
+        self.c.send(acct, self.p.registry.functions.register(1_000 * 10**18, endpoint, [SMOLLM2.model_id]))
+        return acct
+
     def deadline(self, ahead: int = 3600) -> int:
         return self.c.timestamp() + ahead
 
+    def terms(self, spec: bytes | None = None) -> tuple[int, bytes, int, int, int]:
+        """A job's terms (`IJobEscrow.JobTerms`) on the benchmark's model, due in an hour."""
+        spec = spec or self.next_spec()
+        return (SMOLLM2.model_id, spec, self.deadline(), MAX_INPUT_TOKENS, MAX_OUTPUT_TOKENS)
+
     def burn_for_job(self, user: LocalAccount, tokens: int = 20 * 10**18) -> tuple[int, int]:
         spec = self.next_spec()
-        sent = self.c.send(
-            user, self.p.escrow.functions.burnForJob(tokens, 0, SMOLLM2.model_id, spec, self.deadline())
-        )
+        sent = self.c.send(user, self.p.escrow.functions.burnForJob(tokens, 0, self.terms(spec)))
         return self.p.escrow.functions.jobIdFor(user.address, spec).call(), sent.gas_used
 
     def refresh_price(self) -> None:
@@ -62,10 +75,12 @@ class _Bench:
         self.c.send(self.feeder, self.p.oracle.functions.pushPrice(10**18, 0, ts))
 
 
-def _settle_batch(b: _Bench, payers: list[LocalAccount], operator: str) -> int:
+def _settle_batch(b: _Bench, payers: list[LocalAccount], *operators: str) -> int:
+    """Settles one job of each payer, the operators taking consecutive runs of equal length."""
     jobs = [b.burn_for_job(u)[0] for u in payers]
     b.refresh_price()
-    items = [(j, operator, 200, 64, b"\x11" * 32) for j in jobs]
+    run = -(-len(jobs) // len(operators))
+    items = [(j, operators[i // run], 200, 64, b"\x11" * 32) for i, j in enumerate(jobs)]
     return b.c.send(b.relayer, b.p.escrow.functions.settle(items)).gas_used
 
 
@@ -155,22 +170,25 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
         v, r, s = sign_permit(p.token, permit_user, p.bme.address, 20 * 10**18, deadline, c.chain_id)
         out["burnForJobWithPermit"] = c.send(
             permit_user,
-            p.escrow.functions.burnForJobWithPermit(
-                20 * 10**18, 0, SMOLLM2.model_id, b.next_spec(), b.deadline(), deadline, v, r, s
-            ),
+            p.escrow.functions.burnForJobWithPermit(20 * 10**18, 0, b.terms(), deadline, v, r, s),
         ).gas_used
         c.send(holder, p.bme.functions.burn(100 * 10**18, 0))
         out["burn"] = c.send(holder, p.bme.functions.burn(100 * 10**18, 0)).gas_used
         out["openJob"] = c.send(
-            holder, p.escrow.functions.openJob(SMOLLM2.model_id, 5 * 10**6, b.next_spec(), b.deadline())
+            holder, p.escrow.functions.openJob(5 * 10**6, b.terms())
         ).gas_used
 
         progress("settle in batches")
-        operator = _fresh_accounts(1)[0].address
+        operators = [b.operator().address for _ in range(4)]
+        operator = operators[0]
         for n in BATCH_SIZES:
             # Payers whose credits all went into their job: the refund creates their CRD balance.
             gas = _settle_batch(b, [b.user() for _ in range(n)], operator)
             out[f"settle_per_job_batch_{n}"] = gas // n
+        # 100 jobs in runs of 25 for each of 4 operators: the registry is asked once per run.
+        out["settle_per_job_batch_100_4_operators"] = (
+            _settle_batch(b, [b.user() for _ in range(100)], *operators) // 100
+        )
         returning = [b.user() for _ in range(50)]
         for u in returning:
             c.send(u, p.bme.functions.burn(20 * 10**18, 0))  # they already hold CRD
@@ -183,8 +201,7 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
         c.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         out["expire"] = c.send(holder, p.escrow.functions.expire(job)).gas_used
         b.refresh_price()
-        op_acct = _fresh_accounts(1)[0]
-        c.send(funder, to=op_acct.address, value=10**18)
+        op_acct = b.operator()
         _settle_batch(b, [b.user() for _ in range(2)], op_acct.address)
         earned = p.escrow.functions.earningsOf(op_acct.address).call()
         b.refresh_price()

@@ -10,15 +10,21 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import rlp
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
 from bme.chain.client import ChainClient
 from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
-from bme.economics.params import Parameters
+from bme.economics.params import DEFAULT_MIN_JOB_DURATION, Parameters
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract that `sender` creates with its transaction of nonce `nonce`."""
+    return Web3.to_checksum_address(Web3.keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
 
 
 def role(name: str) -> bytes:
@@ -64,6 +70,7 @@ class DeployConfig:
     seed_tokens: int | None = None  # None: no seed buffer in the collateral ratio
     mint_limit: int | None = None  # None: 5x the largest epoch emission (Helium's circuit breaker)
     max_job_duration: int | None = None  # None: the escrow's default (1 day)
+    min_job_duration: int | None = None  # None: the escrow's default (10 minutes)
 
     @property
     def schedule(self) -> Schedule:
@@ -147,8 +154,20 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian
     )
     bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
+    # The escrow and the registry name each other with no setter: the escrow is given the address the registry
+    # will have (the deployer's next contract), and the registry's constructor checks that the escrow names it.
+    escrow_nonce = client.w3.eth.get_transaction_count(me, "pending")
+    registry_address = create_address(me, escrow_nonce + 1)
     escrow = client.deploy(
-        deployer, "JobEscrow", bme.address, credit.address, token.address, me, guardian, config.epoch_length
+        deployer,
+        "JobEscrow",
+        bme.address,
+        credit.address,
+        token.address,
+        registry_address,
+        me,
+        guardian,
+        config.epoch_length,
     )
     registry = client.deploy(
         deployer,
@@ -158,6 +177,8 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         me,
         Web3.to_checksum_address(config.slasher) if config.slasher else gov,
     )
+    if registry.address != registry_address:
+        raise RuntimeError(f"the registry was deployed at {registry.address}, not at {registry_address}")
     emissions = client.deploy(
         deployer,
         "EmissionSchedule",
@@ -191,8 +212,17 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         send(deployer, bme.functions.setParameters(config.parameters.as_tuple()))
     if config.seed_tokens is not None:
         send(deployer, bme.functions.setSeed(config.seed_tokens))
+    durations = []
     if config.max_job_duration is not None:
-        send(deployer, escrow.functions.setMaxJobDuration(config.max_job_duration))
+        durations.append(escrow.functions.setMaxJobDuration(config.max_job_duration))
+    if config.min_job_duration is not None:
+        durations.append(escrow.functions.setMinJobDuration(config.min_job_duration))
+    # The shortest duration must stay below the longest at every step: a longest at or below the default
+    # shortest needs the new shortest first.
+    if config.max_job_duration is not None and config.max_job_duration <= DEFAULT_MIN_JOB_DURATION:
+        durations.reverse()
+    for call in durations:
+        send(deployer, call)
     if config.min_stake is not None:
         send(deployer, registry.functions.setMinStake(config.min_stake))
     if config.unbonding_delay is not None:

@@ -56,7 +56,20 @@ MESSAGES: dict[str, str] = {
     "JobEscrowJobNotOpen": "job {0:job} is not open: it is {1:jobstatus}",
     "JobEscrowDeadlineNotReached": "job {0:job} can be refunded only after its deadline, {1:time}",
     "JobEscrowDeadlinePassed": "job {0:job} passed its deadline, {1:time}",
-    "JobEscrowInvalidDeadline": "the deadline {0:time} must be in the future and no later than {1:time}",
+    "JobEscrowInvalidDeadline": "the deadline {0:time} must be from {1:time} to {2:time}",
+    "JobEscrowInvalidJobDurations": (
+        "a job's shortest duration must be above zero and below its longest ({0:s} and {1:s} given)"
+    ),
+    "JobEscrowZeroUsageCap": (
+        "a job must allow at least one input and one output token ({0} input, {1} output given)"
+    ),
+    "JobEscrowUsageAboveCaps": (
+        "job {0:job}: {1} input and {2} output tokens exceed the payer's caps of {3} and {4}"
+    ),
+    "JobEscrowOperatorNotActive": (
+        "job {0:job}: operator {1} is not active (not registered, unbonding, jailed or below the minimum stake)"
+    ),
+    "JobEscrowOperatorNotServingModel": "job {0:job}: operator {1} does not list the job's model {2}",
     "JobEscrowMaxCreditsTooLarge": "a job may reserve at most 1,099,511 CRD ({0:crd} asked)",
     "JobEscrowModelNotListed": "model {0} is not listed in the price book",
     "JobEscrowZeroOperator": "job {0:job}: the operator must not be the zero address",
@@ -79,6 +92,7 @@ MESSAGES: dict[str, str] = {
     "OperatorRegistryNotJailed": "operator {0} is not jailed",
     "OperatorRegistryZeroAmount": "the amount must be greater than zero",
     "OperatorRegistryInvalidUnbondingDelay": "the unbonding delay must be at most 365 days ({0:s} given)",
+    "OperatorRegistryEscrowMismatch": "the job escrow {0} names another operator registry",
     # Emissions
     "EmissionScheduleInvalidSegment": "emission segment {0} is malformed",
     "EmissionScheduleExceedsCap": "the emission schedule could emit {0:cmp}, above its hard cap of {1:cmp}",

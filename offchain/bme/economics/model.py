@@ -8,12 +8,14 @@ the same calls and compare outcomes and state exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bme.economics import math as m
 from bme.economics.jobs import JobStatus, job_id_for
 from bme.economics.oracle import is_fresh
 from bme.economics.params import (
     DEFAULT_MAX_JOB_DURATION,
+    DEFAULT_MIN_JOB_DURATION,
     MAX_JOB_CREDITS,
     MINT_LIMIT_PER_WINDOW,
     Parameters,
@@ -30,6 +32,21 @@ class ModelRevert(Exception):
         self.name = name
 
 
+@dataclass(frozen=True, slots=True)
+class JobTerms:
+    """Mirror of `IJobEscrow.JobTerms`: what a payer commits to when it opens a job."""
+
+    model_id: int
+    spec_hash: bytes
+    deadline: int
+    max_input_tokens: int
+    max_output_tokens: int
+
+    def as_tuple(self) -> tuple[int, bytes, int, int, int]:
+        """The struct as the escrow's ABI takes it."""
+        return (self.model_id, self.spec_hash, self.deadline, self.max_input_tokens, self.max_output_tokens)
+
+
 @dataclass
 class Job:
     """A job's stored state."""
@@ -39,6 +56,16 @@ class Job:
     deadline: int
     max_credits: int
     status: JobStatus = JobStatus.OPEN
+    max_input_tokens: int = 0
+    max_output_tokens: int = 0
+
+
+class OperatorView(Protocol):
+    """What the escrow asks the operator registry before it pays an operator (`eligibility`)."""
+
+    def is_active(self, operator: str) -> bool: ...
+
+    def serves(self, operator: str, model_id: int) -> bool: ...
 
 
 @dataclass
@@ -74,6 +101,7 @@ class ProtocolModel:
     seed_tokens: int = 0
     mint_limit: int = MINT_LIMIT_PER_WINDOW
     max_job_duration: int = DEFAULT_MAX_JOB_DURATION
+    min_job_duration: int = DEFAULT_MIN_JOB_DURATION
     paused: bool = False
     status: Status = Status.HEALTHY
     remint_credits: int = 0
@@ -201,41 +229,52 @@ class ProtocolModel:
 
     # ------------------------------------------------------------------ jobs
 
-    def _check_new_job(self, payer: str, model_id: int, spec_hash: bytes, deadline: int) -> int:
-        job_id = job_id_for(payer, spec_hash)
+    def _check_new_job(self, payer: str, terms: JobTerms) -> int:
+        job_id = job_id_for(payer, terms.spec_hash)
         if job_id in self.jobs:
             raise ModelRevert("JobEscrowJobExists", job_id)
-        listing = self.models.get(model_id)
+        listing = self.models.get(terms.model_id)
         if listing is None or not listing[2]:
-            raise ModelRevert("JobEscrowModelNotListed", model_id)
+            raise ModelRevert("JobEscrowModelNotListed", terms.model_id)
+        earliest = self.now + self.min_job_duration
         latest = self.now + self.max_job_duration
-        if deadline <= self.now or deadline > latest:
-            raise ModelRevert("JobEscrowInvalidDeadline", deadline, latest)
+        if terms.deadline < earliest or terms.deadline > latest:
+            raise ModelRevert("JobEscrowInvalidDeadline", terms.deadline, earliest, latest)
+        if terms.max_input_tokens == 0 or terms.max_output_tokens == 0:
+            raise ModelRevert("JobEscrowZeroUsageCap", terms.max_input_tokens, terms.max_output_tokens)
         return job_id
 
-    def open_job(self, payer: str, model_id: int, max_credits: int, spec_hash: bytes, deadline: int) -> int:
+    def _job(self, payer: str, max_credits: int, terms: JobTerms) -> Job:
+        return Job(
+            payer,
+            terms.model_id,
+            terms.deadline,
+            max_credits,
+            max_input_tokens=terms.max_input_tokens,
+            max_output_tokens=terms.max_output_tokens,
+        )
+
+    def open_job(self, payer: str, max_credits: int, terms: JobTerms) -> int:
         """Mirror of `JobEscrow.openJob`."""
         if self.paused:
             raise ModelRevert("EnforcedPause")
         if max_credits == 0:
             raise ModelRevert("JobEscrowZeroAmount")
-        job_id = self._check_new_job(payer, model_id, spec_hash, deadline)
+        job_id = self._check_new_job(payer, terms)
         if max_credits > MAX_JOB_CREDITS:
             raise ModelRevert("JobEscrowMaxCreditsTooLarge", max_credits)
         balance = self.crd.get(payer, 0)
         if balance < max_credits:
             raise ModelRevert("ERC20InsufficientBalance", payer, balance, max_credits)
-        self.jobs[job_id] = Job(payer, model_id, deadline, max_credits)
+        self.jobs[job_id] = self._job(payer, max_credits, terms)
         self.crd[payer] = balance - max_credits
         return job_id
 
-    def burn_for_job(
-        self, payer: str, tokens: int, min_credits: int, model_id: int, spec_hash: bytes, deadline: int
-    ) -> tuple[int, int]:
+    def burn_for_job(self, payer: str, tokens: int, min_credits: int, terms: JobTerms) -> tuple[int, int]:
         """Mirror of `JobEscrow.burnForJob`: the credits all become the job's reservation."""
         if self.paused:
             raise ModelRevert("EnforcedPause")
-        job_id = self._check_new_job(payer, model_id, spec_hash, deadline)
+        job_id = self._check_new_job(payer, terms)
         snapshot = (
             self.remint_credits,
             self.outstanding_credits,
@@ -247,11 +286,12 @@ class ProtocolModel:
         if credits > MAX_JOB_CREDITS:
             (self.remint_credits, self.outstanding_credits, self.status, self.cmp, self.cmp_burned) = snapshot
             raise ModelRevert("JobEscrowMaxCreditsTooLarge", credits)
-        self.jobs[job_id] = Job(payer, model_id, deadline, credits)
+        self.jobs[job_id] = self._job(payer, credits, terms)
         return job_id, credits
 
-    def settle(self, settlements: list[Settlement]) -> list[tuple[int, int]]:
-        """Mirror of `JobEscrow.settle`: all or nothing; returns (charge, refund) per job."""
+    def settle(self, settlements: list[Settlement], operators: OperatorView) -> list[tuple[int, int]]:
+        """Mirror of `JobEscrow.settle`: all or nothing; returns (charge, refund) per job. `operators` is the
+        operator registry, which every settlement's operator must be active in and list the job's model."""
         staged: list[tuple[Settlement, Job, int, int]] = []
         seen: set[int] = set()
         for s in settlements:
@@ -263,6 +303,19 @@ class ProtocolModel:
                 raise ModelRevert("JobEscrowDeadlinePassed", s.job_id, job.deadline)
             if int(s.operator, 16) == 0:
                 raise ModelRevert("JobEscrowZeroOperator", s.job_id)
+            if s.input_tokens > job.max_input_tokens or s.output_tokens > job.max_output_tokens:
+                raise ModelRevert(
+                    "JobEscrowUsageAboveCaps",
+                    s.job_id,
+                    s.input_tokens,
+                    s.output_tokens,
+                    job.max_input_tokens,
+                    job.max_output_tokens,
+                )
+            if not operators.is_active(s.operator):
+                raise ModelRevert("JobEscrowOperatorNotActive", s.job_id, s.operator)
+            if not operators.serves(s.operator, job.model_id):
+                raise ModelRevert("JobEscrowOperatorNotServingModel", s.job_id, s.operator, job.model_id)
             in_price, out_price, _ = self.models[job.model_id]
             cost = m.job_cost_up(s.input_tokens, s.output_tokens, in_price, out_price)
             charge = min(cost, job.max_credits)

@@ -41,4 +41,5 @@ class Parameters:
 
 MINT_LIMIT_PER_WINDOW = 10_000_000 * 10**18  # this project's default until governance sizes it
 DEFAULT_MAX_JOB_DURATION = 86_400  # seconds
+DEFAULT_MIN_JOB_DURATION = 600  # seconds: a job's deadline is at least this long after its opening
 MAX_JOB_CREDITS = 2**40 - 1

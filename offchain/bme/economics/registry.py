@@ -137,6 +137,10 @@ class RegistryModel:
         op = self.operator(operator)
         return op.status == OperatorStatus.BONDED and not op.jailed and op.stake >= self.min_stake
 
+    def serves(self, operator: str, model_id: int) -> bool:
+        """Whether `operator` lists `model_id` (the escrow reads it from `eligibility`'s bitmap)."""
+        return model_id in self.operator(operator).models
+
     def first_epoch_of(self, operator: str) -> int:
         op = self.operator(operator)
         if not op.known:

@@ -36,13 +36,20 @@ GAS_MARGIN = 1.2  # over eth_estimateGas: refunds and warm/cold slots differ bet
 BUMP = 1.25  # nodes accept a replacement at +10% or more
 
 
+def clamped(count: int | None, cap: int | None) -> int:
+    """A token count as settled: never above the job's on-chain cap (the escrow refuses more), None as 0."""
+    value = int(count or 0)
+    return value if cap is None else min(value, int(cap))
+
+
 def settle_calldata(jobs: Sequence[JobRow]) -> bytes:
+    """The `settle` call for `jobs`, their token counts clamped to the caps each payer committed to."""
     rows = [
         (
             int(j.job_id, 16),
             j.operator or "",
-            int(j.input_tokens or 0),
-            int(j.output_tokens or 0),
+            clamped(j.input_tokens, j.max_input_tokens),
+            clamped(j.output_tokens, j.max_output_tokens),
             bytes.fromhex((j.result_hash or "0x")[2:]),
         )
         for j in jobs

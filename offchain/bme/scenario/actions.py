@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bme.economics.model import Settlement
+from bme.economics.model import JobTerms, Settlement
 
 
 @dataclass(slots=True)
@@ -63,9 +63,7 @@ class BurnForJob:
     sender: str
     tokens: int
     min_credits: int
-    model_id: int
-    spec_hash: bytes
-    deadline: int
+    terms: JobTerms
 
 
 @dataclass(slots=True)
@@ -73,10 +71,8 @@ class OpenJob:
     """A user reserves credits from its CRD balance for a job (`JobEscrow.openJob`)."""
 
     sender: str
-    model_id: int
     max_credits: int
-    spec_hash: bytes
-    deadline: int
+    terms: JobTerms
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ class ProtocolConfig:
     seed_tokens: int
     mint_limit: int
     max_job_duration: int
+    min_job_duration: int
     min_stake: int
     schedule: Schedule
     models: tuple[tuple[int, str, int, int], ...]  # id, name, CRD units per million input / output tokens
@@ -41,6 +42,7 @@ class ProtocolConfig:
             seed_tokens=p.seed_units(),
             mint_limit=p.mint_limit_units(),
             max_job_duration=p.max_job_duration,
+            min_job_duration=s.min_job_duration,
             min_stake=p.min_stake_units(),
             schedule=p.emission.schedule(),
             models=tuple((m.id, m.name, *m.prices()) for m in s.models),

@@ -13,6 +13,7 @@ from bme.chain.client import ChainClient
 from bme.chain.deploy import DeployConfig, Protocol, deploy_protocol
 from bme.chain.deploy import ModelListing as PriceBookEntry
 from bme.chain.fast_signer import Key
+from bme.economics.params import DEFAULT_MIN_JOB_DURATION
 from bme.errors import ChainError
 from bme.scenario import actions as a
 from bme.scenario.accounts import Accounts
@@ -90,14 +91,12 @@ class ChainBackend(Backend):
             ),
             a.BurnForJob: lambda x: (
                 "escrow",
-                calldata(
-                    "JobEscrow", "burnForJob", x.tokens, x.min_credits, x.model_id, x.spec_hash, x.deadline
-                ),
+                calldata("JobEscrow", "burnForJob", x.tokens, x.min_credits, x.terms.as_tuple()),
                 GAS[a.BurnForJob],
             ),
             a.OpenJob: lambda x: (
                 "escrow",
-                calldata("JobEscrow", "openJob", x.model_id, x.max_credits, x.spec_hash, x.deadline),
+                calldata("JobEscrow", "openJob", x.max_credits, x.terms.as_tuple()),
                 GAS[a.OpenJob],
             ),
             a.Settle: lambda x: (
@@ -139,6 +138,9 @@ class ChainBackend(Backend):
                 seed_tokens=config.seed_tokens,
                 mint_limit=config.mint_limit,
                 max_job_duration=config.max_job_duration,
+                min_job_duration=(
+                    None if config.min_job_duration == DEFAULT_MIN_JOB_DURATION else config.min_job_duration
+                ),
             ),
         )
 

@@ -19,7 +19,7 @@ from fractions import Fraction
 
 from bme.economics import math as m
 from bme.economics.jobs import job_id_for
-from bme.economics.model import Settlement
+from bme.economics.model import JobTerms, Settlement
 from bme.economics.oracle import is_fresh
 from bme.economics.params import MAX_JOB_CREDITS, Parameters
 from bme.errors import BmeError
@@ -277,9 +277,11 @@ class Driver:
             if max_cost > MAX_JOB_CREDITS:
                 tally.jobs_rejected += 1
                 continue
+            # The caps a wallet commits to: the prompt's tokens (known exactly here) and the request's max_tokens.
+            terms = JobTerms(r.model_id, spec, deadline, max(r.input_tokens, 1), max(r.max_output_tokens, 1))
             if wallet[1] >= max_cost:
                 wallet[1] -= max_cost
-                acts.append(a.OpenJob(user, r.model_id, max_cost, spec, deadline))
+                acts.append(a.OpenJob(user, max_cost, terms))
                 burned = False
             else:
                 if burn_price == 0:
@@ -291,7 +293,7 @@ class Driver:
                     tally.jobs_rejected += 1
                     continue
                 wallet[0] -= tokens
-                acts.append(a.BurnForJob(user, tokens, want, r.model_id, spec, deadline))
+                acts.append(a.BurnForJob(user, tokens, want, terms))
                 burned = True
             job = _Job(job_id_for(user, spec), user, r.model_id, r.input_tokens, r.output_tokens, deadline)
             pending.append((job, burned))

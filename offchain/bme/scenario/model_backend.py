@@ -38,6 +38,7 @@ class ModelBackend(Backend):
             seed_tokens=config.seed_tokens,
             mint_limit=config.mint_limit,
             max_job_duration=config.max_job_duration,
+            min_job_duration=config.min_job_duration,
         )
         for model_id, _, input_price, output_price in config.models:
             self.proto.models[model_id] = (input_price, output_price, True)
@@ -53,11 +54,9 @@ class ModelBackend(Backend):
             a.TransferCmp: lambda x: p.transfer_cmp(x.sender, x.to, x.amount),
             a.ApproveCmp: lambda x: None,
             a.Register: lambda x: r.register(p, x.sender, x.stake, x.endpoint, x.models),
-            a.BurnForJob: lambda x: p.burn_for_job(
-                x.sender, x.tokens, x.min_credits, x.model_id, x.spec_hash, x.deadline
-            ),
-            a.OpenJob: lambda x: p.open_job(x.sender, x.model_id, x.max_credits, x.spec_hash, x.deadline),
-            a.Settle: lambda x: p.settle(list(x.items)),
+            a.BurnForJob: lambda x: p.burn_for_job(x.sender, x.tokens, x.min_credits, x.terms),
+            a.OpenJob: lambda x: p.open_job(x.sender, x.max_credits, x.terms),
+            a.Settle: lambda x: p.settle(list(x.items), r),
             a.Expire: lambda x: p.expire(x.job_id),
             a.Redeem: lambda x: p.redeem(x.sender, x.credits, x.min_tokens),
             a.Claim: lambda x: e.claim(p, r, x.sender),

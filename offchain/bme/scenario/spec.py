@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, Strict, ValidationInfo, field_validator, model_validator
 
 from bme.economics.emission import DEFAULT_HARD_CAP, InvalidSchedule, Schedule, Segment
-from bme.economics.params import Parameters
+from bme.economics.params import DEFAULT_MIN_JOB_DURATION, Parameters
 from bme.economics.registry import DEFAULT_MIN_STAKE, MAX_MODELS
 from bme.scenario.fieldtypes import (
     Amount,
@@ -338,6 +338,9 @@ class ProtocolSpec(Model):
     mint_limit: MintLimit = "auto"
     seed_tokens: Amount = Decimal(0)
     max_job_duration: Duration = 86_400
+    #: The shortest time from a job's opening to its deadline; none: the escrow's default (600 s), or the
+    #: relayer's job_ttl when that is shorter (short epochs).
+    min_job_duration: Duration | None = None
     min_stake: Amount = Decimal(DEFAULT_MIN_STAKE // CMP)
     emission: EmissionSpec = Field(default_factory=EmissionSpec)
     net_emissions: NetEmissionsSpec = Field(default_factory=NetEmissionsSpec)
@@ -359,6 +362,8 @@ class ProtocolSpec(Model):
             raise ValueError("the BME core would refuse these parameters: " + "; ".join(broken))
         if self.max_job_duration <= 0 or self.max_job_duration > UINT32_MAX:
             raise ValueError("max_job_duration must be between 1 s and 2^32 - 1 s")
+        if self.min_job_duration is not None and not 0 < self.min_job_duration < self.max_job_duration:
+            raise ValueError("min_job_duration must be at least 1 s and below max_job_duration")
         if self.seed_units() >= 2**88:
             raise ValueError("seed_tokens must be below 2^88 base units (309 million CMP)")
         if self.mint_limit_units() >= 2**128:
@@ -455,9 +460,14 @@ class Scenario(Model):
         accounts = sum(g.users for g in self.demand.groups) + sum(o.count for o in self.operators)
         if accounts > MAX_ACCOUNTS:
             raise ValueError(f"{accounts} users and operators: at most {MAX_ACCOUNTS} are supported")
+        if self.min_job_duration < 1:
+            raise ValueError("max_job_duration must be at least 2 s: a job's shortest duration is below it")
         ttl = self.job_ttl
-        if not 1 <= ttl <= self.protocol.max_job_duration:
-            raise ValueError(f"relayer.job_ttl must be 1 s to max_job_duration, {ttl} s given")
+        if not self.min_job_duration <= ttl <= self.protocol.max_job_duration:
+            raise ValueError(
+                f"relayer.job_ttl must be min_job_duration ({self.min_job_duration} s) to max_job_duration, "
+                f"{ttl} s given"
+            )
         if ttl > L - 3:
             raise ValueError(
                 f"relayer.job_ttl ({ttl} s) must be at most the epoch length less 3 s ({L - 3} s), so that "
@@ -497,6 +507,13 @@ class Scenario(Model):
         if self.relayer.job_ttl is not None:
             return self.relayer.job_ttl
         return min(self.protocol.max_job_duration, self.epoch_length // 2)
+
+    @property
+    def min_job_duration(self) -> int:
+        """The escrow's shortest job duration in this scenario (see `ProtocolSpec.min_job_duration`)."""
+        if self.protocol.min_job_duration is not None:
+            return self.protocol.min_job_duration
+        return min(DEFAULT_MIN_JOB_DURATION, self.job_ttl, self.protocol.max_job_duration - 1)
 
     def model_prices(self) -> dict[int, tuple[int, int]]:
         """Each model's price book entry: CRD base units per million input and output tokens."""

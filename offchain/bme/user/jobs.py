@@ -40,6 +40,7 @@ from bme.economics.jobs import JobStatus
 from bme.economics.quote import Quote
 from bme.errors import BmeError, ConfigError
 from bme.job_states import FINAL_STATES
+from bme.user.prompt_tokens import max_prompt_tokens
 from bme.user.quote import quote_job
 
 #: How many candidates an ambiguous job id prefix lists.
@@ -62,6 +63,14 @@ class PreparedJob:
     spec: bytes
     job_id: int
     quote: Quote
+    #: The usage caps committed on-chain with the payment: a bound on the prompt's tokens computed without the
+    #: model (`max_prompt_tokens`), and the request's `max_tokens`.
+    max_input_tokens: int = 0
+    max_output_tokens: int = 0
+
+    def terms(self, deadline: int) -> tuple[int, bytes, int, int, int]:
+        """The escrow's `JobTerms` for this job, due by `deadline`."""
+        return (self.quote.model_id, self.spec, deadline, self.max_input_tokens, self.max_output_tokens)
 
     @property
     def job_hex(self) -> str:
@@ -115,7 +124,9 @@ class JobsClient:
         messages.append({"role": "user", "content": prompt})
         text = request_text(quote.model_name, messages, max_tokens, seed=seed)
         spec = spec_hash(text)
-        return PreparedJob(text, spec, job_id_for(self.account.address, spec), quote)
+        return PreparedJob(
+            text, spec, job_id_for(self.account.address, spec), quote, max_prompt_tokens(messages), max_tokens
+        )
 
     def reveal(self, job: PreparedJob) -> dict[str, Any]:
         """Sends the request text to the relayer with the payer's EIP-712 signature."""
@@ -158,7 +169,7 @@ class JobsClient:
         deadline = p.client.timestamp() + duration_s
         v, r, s = sign_permit(p.token, self.account, p.bme.address, q.burn_cmp, deadline, p.client.chain_id)
         return p.escrow.functions.burnForJobWithPermit(
-            q.burn_cmp, q.burn_credits, q.model_id, job.spec, deadline, deadline, v, r, s
+            q.burn_cmp, q.burn_credits, job.terms(deadline), deadline, v, r, s
         )
 
     def _send(self, step: str, call: Any) -> Sent:
@@ -298,8 +309,8 @@ class JobsClient:
     def refund(self, job_id: int) -> Sent:
         """Expires an unsettled job past its deadline: its whole reservation returns to the wallet as CRD."""
         escrow = self.protocol.escrow
-        _payer, _model, deadline, _max, raw_status = escrow.functions.jobOf(job_id).call()
-        status = JobStatus(raw_status)
+        job = escrow.functions.jobOf(job_id).call()
+        deadline, status = job[2], JobStatus(job[4])
         if status != JobStatus.OPEN:
             raise StepFailed("refund", f"job {job_hex(job_id)} is {status.name.lower()}, not open")
         now = self.protocol.client.next_timestamp()

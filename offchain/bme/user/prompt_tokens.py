@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 #: Characters per token of the estimate.
 CHARS_PER_TOKEN = 4
+#: A bound on a chat template's own tokens around the messages: role markers and separators for each message,
+#: the assistant's opening, and a default system prompt (SmolLM2's is 58 bytes), with a wide margin.
+TEMPLATE_OVERHEAD_TOKENS = 256
+#: A bound on the markers a template puts around each message (ChatML: `<|im_start|>role\n` ... `<|im_end|>\n`).
+MESSAGE_OVERHEAD_TOKENS = 16
+#: The largest usage cap the escrow stores (uint32).
+MAX_USAGE_CAP = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,17 @@ class PromptTokens:
 def estimate_tokens(text: str) -> int:
     """One token per `CHARS_PER_TOKEN` characters, rounded up."""
     return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def max_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """A safe upper bound on the prompt tokens of `messages` under any byte-level BPE tokenizer, computed without
+    the model: every token spans at least one byte of text, so a message's text is at most its UTF-8 length in
+    tokens, and the template adds at most `MESSAGE_OVERHEAD_TOKENS` per message and `TEMPLATE_OVERHEAD_TOKENS`
+    once. This is the input cap a wallet commits to on-chain (`maxInputTokens`)."""
+    total = TEMPLATE_OVERHEAD_TOKENS
+    for message in messages:
+        total += MESSAGE_OVERHEAD_TOKENS + len(message["role"].encode()) + len(message["content"].encode())
+    return min(total, MAX_USAGE_CAP)
 
 
 def count_prompt_tokens(text: str, model_name: str, system: str | None = None) -> PromptTokens:

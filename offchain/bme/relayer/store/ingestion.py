@@ -5,6 +5,7 @@ One transaction per ingested range, so a crash keeps both the rows and the new c
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -43,7 +44,7 @@ _PRUNE_HASHES = delete(BLOCK_HASHES).where(BLOCK_HASHES.c.block_number < bindpar
 _INSERT_JOB = insert(JOBS)
 _INSERT_HASH = insert(BLOCK_HASHES)
 _KNOWN_JOBS = select(JOBS.c.job_id, JOBS.c.state).where(JOBS.c.job_id.in_(bindparam("ids", expanding=True)))
-_REVEALED_MODELS = select(REVEALS.c.job_id, REVEALS.c.model).where(
+_REVEALED_MODELS = select(REVEALS.c.job_id, REVEALS.c.model, REVEALS.c.request).where(
     REVEALS.c.job_id.in_(bindparam("ids", expanding=True))
 )
 _MODEL_NAMES = select(MODELS.c.model_id, MODELS.c.name)
@@ -54,14 +55,32 @@ def job_key(job_id: int) -> str:
     return f"0x{job_id:064x}"
 
 
-def check_reveal(model: str, model_id: int, models: dict[str, int]) -> tuple[JobState, str | None]:
-    """REVEALED if the revealed request asks for the model the job paid for, else FAILED and why."""
+def check_reveal(
+    model: str, model_id: int, models: dict[str, int], request: str, max_output_tokens: int | None
+) -> tuple[JobState, str | None]:
+    """REVEALED if the revealed request asks for the model the job paid for, and its `max_tokens` fits the
+    job's on-chain output cap (None: a job without caps); else FAILED and why."""
     wanted = models.get(model)
     if wanted is None:
         return _S.FAILED, f"the request asks for model {model!r}, which the price book does not list"
     if wanted != model_id:
         return _S.FAILED, f"the request asks for model {model!r} but the job paid for model {model_id}"
+    asked = requested_max_tokens(request)
+    if max_output_tokens is not None and asked is not None and max_output_tokens < asked:
+        return _S.FAILED, (
+            f"the request asks for up to {asked} answer tokens but the job's payment caps them at "
+            f"{max_output_tokens}: a full answer could not be settled"
+        )
     return _S.REVEALED, None
+
+
+def requested_max_tokens(request: str) -> int | None:
+    """The `max_tokens` of a revealed request text (checked when it was revealed), or None if it has none."""
+    try:
+        value = json.loads(request).get("max_tokens")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 class IngestionStore(StoreBase):
@@ -113,7 +132,9 @@ class IngestionStore(StoreBase):
                 known = {str(j): str(s) for j, s in c.execute(_KNOWN_JOBS, {"ids": ids})}
                 opened = [job_key(ev.args["jobId"]) for ev in events if ev.name == "JobOpened"]
                 if opened:
-                    revealed = {str(j): str(m) for j, m in c.execute(_REVEALED_MODELS, {"ids": opened})}
+                    revealed = {
+                        str(j): (str(m), str(r)) for j, m, r in c.execute(_REVEALED_MODELS, {"ids": opened})
+                    }
             settlements: list[Event] = []
             for ev in events:
                 if ev.name == "JobOpened":
@@ -170,9 +191,10 @@ class IngestionStore(StoreBase):
             )
             return
         state, reason = _S.OPENED, None
-        model = revealed.get(job_id)
-        if model is not None:
-            state, reason = check_reveal(model, ev.args["modelId"], models)
+        reveal = revealed.get(job_id)
+        if reveal is not None:
+            model, request = reveal
+            state, reason = check_reveal(model, ev.args["modelId"], models, request, ev.args["maxOutputTokens"])
         c.execute(
             _INSERT_JOB,
             {
@@ -183,6 +205,8 @@ class IngestionStore(StoreBase):
                 "tokens_burned": str(ev.args["tokensBurned"]),
                 "deadline": ev.args["deadline"],
                 "spec_hash": "0x" + ev.args["specHash"].hex(),
+                "max_input_tokens": ev.args["maxInputTokens"],
+                "max_output_tokens": ev.args["maxOutputTokens"],
                 "block_number": ev.block_number,
                 "block_hash": ev.block_hash,
                 "tx_hash": ev.tx_hash,

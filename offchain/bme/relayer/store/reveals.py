@@ -12,7 +12,9 @@ from bme.relayer.store.records import RevealConflict, RevealRecord
 
 _S = JobState
 _REVEALED_REQUEST = select(REVEALS.c.request).where(REVEALS.c.job_id == bindparam("id"))
-_JOB_STATE = select(JOBS.c.state, JOBS.c.reason, JOBS.c.model_id).where(JOBS.c.job_id == bindparam("id"))
+_JOB_STATE = select(JOBS.c.state, JOBS.c.reason, JOBS.c.model_id, JOBS.c.max_output_tokens).where(
+    JOBS.c.job_id == bindparam("id")
+)
 _INSERT = insert(REVEALS)
 
 
@@ -46,7 +48,9 @@ class RevealStore(IngestionStore):
                 return _S.PENDING.value, None
             state, reason = str(job.state), job.reason
             if state == _S.OPENED.value:
-                to, why = check_reveal(reveal.model, int(job.model_id), self._models(c))
+                to, why = check_reveal(
+                    reveal.model, int(job.model_id), self._models(c), reveal.request, job.max_output_tokens
+                )
                 if self.move(c, [reveal.job_id], to, at, why, values={"reason": why}, sources=[_S.OPENED]):
                     state, reason = to.value, why
             return state, reason
