@@ -707,7 +707,9 @@ def test_payer_cannot_open_a_job_due_before_the_minimum_duration(protocol: Deplo
     with reverts(escrow.JobEscrowDeadlineNotReached, jobId=job_id, deadline=now + MIN_JOB_DURATION):
         escrow.expire(job_id, sender=payer)
     next_tx_at(chain, now + MIN_JOB_DURATION - 5)
-    escrow.settle([settlement(job_id, protocol.operators[0], 10, 10, result_hash(1))], sender=protocol.relayer)
+    escrow.settle(
+        [settlement(job_id, protocol.operators[0], 10, 10, result_hash(1))], sender=protocol.relayer
+    )
     assert job_status(protocol, job_id) == JOB_SETTLED
 
 

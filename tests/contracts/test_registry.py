@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bme.chain.deploy import DEFAULT_ADMIN_ROLE, role
-from tests.conftest import CMP, Deployed
+from tests.conftest import CMP, OPERATOR_STAKE, Deployed
 from tests.contracts.helpers import (
     Governance,
     advance,
@@ -24,6 +24,8 @@ UNBONDING_DELAY = 21 * 86_400  # OperatorRegistry.DEFAULT_UNBONDING_DELAY
 NONE, BONDED, UNBONDING = 0, 1, 2
 ENDPOINT = "https://node.example:8090/v1"
 EVIDENCE = b"\x42" * 32
+#: The stakes of the deployment's three operators, already in the registry.
+STAKED = 3 * OPERATOR_STAKE
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_register_takes_the_stake_and_lists_the_operator(protocol: Deployed, ope
     assert p.registry.isActive(operator)
     assert p.registry.firstEpochOf(operator) == epoch
     assert p.token.balanceOf(operator) == 3_500 * CMP
-    assert p.token.balanceOf(p.registry.address) == 1_500 * CMP
+    assert p.token.balanceOf(p.registry.address) == STAKED + 1_500 * CMP
 
 
 def test_register_below_the_minimum_stake_reverts(protocol: Deployed, operator: Any) -> None:
@@ -180,7 +182,7 @@ def test_slash_burns_stake_and_jails(protocol: Deployed, operator: Any) -> None:
         normalised(operator=operator, slashed=300 * CMP, remainingStake=1_700 * CMP, evidenceHash=EVIDENCE)
     ]
     assert p.token.totalSupply() == supply - 300 * CMP
-    assert p.token.balanceOf(p.registry.address) == 1_700 * CMP
+    assert p.token.balanceOf(p.registry.address) == STAKED + 1_700 * CMP
     assert state(p, operator)[0] == 1_700 * CMP and state(p, operator)[4] is True
     assert not p.registry.isActive(operator)
 
@@ -255,3 +257,44 @@ def test_unbonding_delay_above_a_year_reverts(protocol: Deployed, gov: Governanc
     advance(gov.chain, gov.delay)
     with reverts(protocol.registry.OperatorRegistryInvalidUnbondingDelay, unbondingDelay=365 * 86_400 + 1):
         gov.execute_scheduled(operation)
+
+
+# ---------------------------------------------------------------- what the escrow asks before paying
+
+
+def test_eligibility_follows_registration_update_and_withdrawal(
+    protocol: Deployed, chain: Any, operator: Any
+) -> None:
+    p = protocol
+    assert tuple(p.registry.eligibility(operator, 0)) == (False, 0)
+    register(p, operator, models=(1, 7, 300))
+    assert tuple(p.registry.eligibility(operator, 0)) == (True, (1 << 1) | (1 << 7))
+    assert tuple(p.registry.eligibility(operator, 1)) == (True, 1 << (300 - 256))
+    p.registry.update(ENDPOINT, [7, 513], sender=operator)  # the old models' bits are cleared
+    assert tuple(p.registry.eligibility(operator, 0)) == (True, 1 << 7)
+    assert tuple(p.registry.eligibility(operator, 1)) == (True, 0)
+    assert tuple(p.registry.eligibility(operator, 2)) == (True, 1 << 1)
+    p.registry.requestUnbonding(sender=operator)
+    assert tuple(p.registry.eligibility(operator, 0)) == (False, 1 << 7)
+    advance(chain, UNBONDING_DELAY)
+    p.registry.withdraw(sender=operator)
+    assert [tuple(p.registry.eligibility(operator, w)) for w in (0, 1, 2)] == [(False, 0)] * 3
+    # A new registration lists only its own models.
+    register(p, operator, models=(2,))
+    assert [tuple(p.registry.eligibility(operator, w)) for w in (0, 2)] == [(True, 1 << 2), (True, 0)]
+
+
+def test_eligibility_of_a_jailed_operator_is_inactive(protocol: Deployed, operator: Any) -> None:
+    p = protocol
+    register(p, operator)
+    p.registry.slash(operator, 1, EVIDENCE, sender=p.slasher)
+    assert tuple(p.registry.eligibility(operator, 0)) == (False, 1 << 1)
+
+
+def test_registry_for_an_escrow_naming_another_registry_reverts(protocol: Deployed, project: Any) -> None:
+    """The escrow and its registry name each other with no setter: a registry deployed for an escrow that
+    names another address cannot exist."""
+    p = protocol
+    assert p.escrow.registry() == p.registry.address
+    with reverts(p.registry.OperatorRegistryEscrowMismatch, escrow=p.escrow):
+        project.OperatorRegistry.deploy(p.token, p.escrow, p.timelock, p.slasher, sender=p.deployer)
