@@ -20,7 +20,7 @@ CMP = 10**18
 CRD = 10**6
 MAX_UINT = 2**256 - 1
 GENESIS = 1_000_000 * CMP
-#: Each of the three operators' genesis CMP, all of it staked at deployment (the registry's minimum stake).
+#: Each of the three operators' genesis CMP: the registry's minimum stake (the contract tests stake it).
 OPERATOR_STAKE = 1_000 * CMP
 #: The CMP supply after deployment: the users' genesis and the operators' stakes.
 SUPPLY = 4 * GENESIS + 3 * OPERATOR_STAKE
@@ -73,10 +73,6 @@ def protocol(accounts: Any, project: Any, chain: Any) -> Deployed:
     token, registry = project.ComputeToken.at(d.token), project.OperatorRegistry.at(d.registry)
     for u in users:
         token.approve(bme.address, MAX_UINT, sender=u)
-    # The operators are active and serve the listed model: the escrow settles only to such operators.
-    for o in operators:
-        token.approve(registry.address, OPERATOR_STAKE, sender=o)
-        registry.register(OPERATOR_STAKE, OPERATOR_ENDPOINT, [SMOLLM2.model_id], sender=o)
     return Deployed(
         timelock=project.BmeTimelock.at(d.timelock),
         oracle=project.ManualPriceOracle.at(d.oracle),

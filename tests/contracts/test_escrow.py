@@ -556,7 +556,7 @@ def test_pause_stops_opening_but_not_settle_or_expire(protocol: Deployed, chain:
     escrow, payer, guardian = protocol.escrow, protocol.users[0], protocol.deployer
     push(protocol, chain, CMP)
     to_settle = open_by_burn(protocol, chain, payer, 1)
-    to_expire = open_by_burn(protocol, chain, payer, 2, ttl=600)
+    to_expire = open_by_burn(protocol, chain, payer, 2, ttl=MIN_JOB_DURATION + 60)
     protocol.bme.burn(100 * CMP, 0, sender=payer)
 
     tx = escrow.pause(sender=guardian)

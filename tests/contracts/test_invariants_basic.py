@@ -57,7 +57,7 @@ def test_invariants_hold_after_a_scripted_sequence(protocol: Deployed, chain: An
     assert_credits_conserved(p, chain)
     push(p, chain, 5 * CMP // 4)
     p.escrow.burnForJob(200 * CMP, 0, terms(spec_hash(1), head_time(chain) + 3600), sender=b)
-    p.escrow.burnForJob(50 * CMP, 0, terms(spec_hash(2), head_time(chain) + 600), sender=c)
+    p.escrow.burnForJob(50 * CMP, 0, terms(spec_hash(2), head_time(chain) + 700), sender=c)
     job_a, job_b = p.escrow.jobIdFor(b, spec_hash(1)), p.escrow.jobIdFor(c, spec_hash(2))
     assert_credits_conserved(p, chain)
 
@@ -78,7 +78,7 @@ def test_invariants_hold_after_a_scripted_sequence(protocol: Deployed, chain: An
     assert_credits_conserved(p, chain)
 
     # A job nobody served is refunded after its deadline.
-    advance(chain, 601)
+    advance(chain, 701)
     p.escrow.expire(job_b, sender=d)
     assert_credits_conserved(p, chain)
 

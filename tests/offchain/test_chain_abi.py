@@ -23,8 +23,8 @@ def expected(contract: str, name: str, *args: object) -> bytes:
 def test_hand_encoded_calls_equal_eth_abi() -> None:
     payer = to_checksum_address(os.urandom(20))
     cases = [
-        ("JobEscrow", "burnForJob", (10**20, 25 * 10**6, 2, os.urandom(32), 2**32 - 1)),
-        ("JobEscrow", "openJob", (1, 12_345, os.urandom(32), 4_000_000_000)),
+        ("JobEscrow", "burnForJob", (10**20, 25 * 10**6, (2, os.urandom(32), 2**32 - 1, 300, 2**32 - 1))),
+        ("JobEscrow", "openJob", (12_345, (1, os.urandom(32), 4_000_000_000, 1, 64))),
         ("JobEscrow", "expire", (2**256 - 1,)),
         ("JobEscrow", "settle", ([(i, payer, i, 2 * i, os.urandom(32)) for i in range(5)],)),
         ("JobEscrow", "settle", ([],)),
@@ -40,11 +40,13 @@ def test_hand_encoded_calls_equal_eth_abi() -> None:
 
 def test_out_of_range_values_are_refused() -> None:
     with pytest.raises(ValueError, match="uint32"):
-        calldata("JobEscrow", "openJob", 1, 5, bytes(32), 2**32)
+        calldata("JobEscrow", "openJob", 5, (1, bytes(32), 2**32, 1, 1))
+    with pytest.raises(ValueError, match="uint32"):
+        calldata("JobEscrow", "openJob", 5, (1, bytes(32), 1, 1, 2**32))
     with pytest.raises(ValueError, match="uint16"):
-        calldata("JobEscrow", "openJob", 2**16, 5, bytes(32), 1)
+        calldata("JobEscrow", "openJob", 5, (2**16, bytes(32), 1, 1, 1))
     with pytest.raises(ValueError, match="bytes32"):
-        calldata("JobEscrow", "openJob", 1, 5, bytes(33), 1)
+        calldata("JobEscrow", "openJob", 5, (1, bytes(33), 1, 1, 1))
     with pytest.raises(ValueError, match="uint256"):
         calldata("JobEscrow", "expire", -1)
 
@@ -60,10 +62,10 @@ def test_hand_decoded_results_equal_eth_abi() -> None:
 
 def test_structs_are_decoded_by_hand_as_eth_abi_decodes_them() -> None:
     payer = to_checksum_address(os.urandom(20))
-    job = (payer, 7, 2_000_000_000, 2**40 - 1, 3)
-    data = encode(["(address,uint16,uint32,uint40,uint8)"], [job])
+    job = (payer, 7, 2_000_000_000, 2**40 - 1, 3, 512, 2**32 - 1)
+    data = encode(["(address,uint16,uint32,uint40,uint8,uint32,uint32)"], [job])
     assert returned("JobEscrow", "jobOf", data) == tuple(
-        decode(["(address,uint16,uint32,uint40,uint8)"], data)
+        decode(["(address,uint16,uint32,uint40,uint8,uint32,uint32)"], data)
     )
     fields = returned_struct("JobEscrow", "jobOf", data)
     assert fields == {
@@ -72,6 +74,8 @@ def test_structs_are_decoded_by_hand_as_eth_abi_decodes_them() -> None:
         "deadline": 2_000_000_000,
         "maxCredits": 2**40 - 1,
         "status": JobStatus.EXPIRED,
+        "maxInputTokens": 512,
+        "maxOutputTokens": 2**32 - 1,
     }
     operator = (10**21, 5, 0, 1, True, True)
     data = encode(["(uint128,uint48,uint48,uint8,bool,bool)"], [operator])
@@ -88,10 +92,10 @@ def test_dynamic_results_go_through_eth_abi() -> None:
 
 
 def test_dirty_words_are_refused_as_eth_abi_refuses_them() -> None:
-    job = bytes(12) + os.urandom(20) + bytes(3 * 32) + (260).to_bytes(32, "big")
-    for data in (job, bytes(11) + b"\x01" + bytes(20) + bytes(4 * 32)):
+    job = bytes(12) + os.urandom(20) + bytes(3 * 32) + (260).to_bytes(32, "big") + bytes(2 * 32)
+    for data in (job, bytes(11) + b"\x01" + bytes(20) + bytes(6 * 32)):
         with pytest.raises(NonEmptyPaddingBytes):
-            decode(["(address,uint16,uint32,uint40,uint8)"], data)
+            decode(["(address,uint16,uint32,uint40,uint8,uint32,uint32)"], data)
         with pytest.raises(NonEmptyPaddingBytes):
             returned("JobEscrow", "jobOf", data)
     with pytest.raises(NonEmptyPaddingBytes):
@@ -101,7 +105,7 @@ def test_dirty_words_are_refused_as_eth_abi_refuses_them() -> None:
 def test_short_results_are_left_to_eth_abi() -> None:
     """Too few bytes for the hand decoder: eth-abi decides (it raises, or pads when not strict)."""
     short = bytes(64)
-    types = ["(address,uint16,uint32,uint40,uint8)"]
+    types = ["(address,uint16,uint32,uint40,uint8,uint32,uint32)"]
     try:
         expected: object = tuple(decode(types, short))
     except DecodingError as exc:

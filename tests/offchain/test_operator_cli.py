@@ -85,7 +85,9 @@ class Devnet:
         spec = n.to_bytes(32, "big")
         c.send(
             self.user,
-            p.escrow.functions.burnForJob(100 * CMP, 0, SMOLLM2.model_id, spec, c.timestamp() + 600),
+            p.escrow.functions.burnForJob(
+                100 * CMP, 0, (SMOLLM2.model_id, spec, c.timestamp() + 3600, 2**32 - 1, 2**32 - 1)
+            ),
         )
         job = p.escrow.functions.jobIdFor(self.user.address, spec).call()
         settlement = (

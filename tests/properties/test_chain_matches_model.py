@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
 from bme.economics.jobs import JobStatus
-from bme.economics.model import ProtocolModel, Settlement
+from bme.economics.model import JobTerms, ProtocolModel, Settlement
+from bme.economics.registry import RegistryModel
 from bme.economics.status import Status
-from tests.conftest import CMP, GENESIS, Deployed
+from tests.conftest import CMP, GENESIS, OPERATOR_ENDPOINT, OPERATOR_STAKE, Deployed
 from tests.properties.machine import GAS, ChainModelMachine
 
 LISTED, UNLISTED = 1, 7
+#: Usage caps a payer may commit to (zero is refused) and token counts a settlement may claim.
+CAPS = st.sampled_from([0, 50, 100_000, 2**32 - 1])
 
 
 class ChainVersusModel(ChainModelMachine):
@@ -30,6 +33,9 @@ class ChainVersusModel(ChainModelMachine):
         self.model.models[1] = (100_000, 200_000, True)
         for u in self.p.users:
             self.model.mint_genesis(u.address, GENESIS)
+        for o in self.p.operators:
+            self.model.mint_genesis(o.address, OPERATOR_STAKE)
+        self.registry = RegistryModel(self.p.registry.address)
         self.spec_counter = 0
         self.job_ids: list[int] = []
         self.r = self.readers(
@@ -44,6 +50,19 @@ class ChainVersusModel(ChainModelMachine):
     @initialize(price_cents=st.integers(20, 500))
     def start_price(self, price_cents: int) -> None:
         self.push_price(price_cents, 0)
+        # Two operators are active and serve the listed model; the third never registers, so settlements to it
+        # revert on both sides.
+        for o in self.p.operators[:2]:
+            self._tick()
+            self.p.token.approve(self.p.registry.address, OPERATOR_STAKE, sender=o, gas_limit=GAS)
+            self.both(
+                lambda o=o: self.p.registry.register(
+                    OPERATOR_STAKE, OPERATOR_ENDPOINT, [LISTED], sender=o, gas_limit=GAS
+                ),
+                lambda o=o: self.registry.register(
+                    self.model, o.address, OPERATOR_STAKE, OPERATOR_ENDPOINT, (LISTED,)
+                ),
+            )
 
     @rule(dt=st.sampled_from([1, 5, 29, 31, 600, 3_600, 30_000, 90_000]))
     def advance_time(self, dt: int) -> None:
@@ -78,39 +97,51 @@ class ChainVersusModel(ChainModelMachine):
         user=st.integers(0, 3),
         tokens=st.integers(0, 3_000),
         model_id=st.sampled_from([LISTED, LISTED, LISTED, UNLISTED]),
-        ttl=st.sampled_from([0, 60, 3_600, 86_400, 86_401]),
+        ttl=st.sampled_from([0, 60, 599, 600, 3_600, 86_400, 86_401]),
         reuse=st.booleans(),
+        caps=st.tuples(CAPS, CAPS),
     )
-    def burn_for_job(self, user: int, tokens: int, model_id: int, ttl: int, reuse: bool) -> None:
+    def burn_for_job(
+        self, user: int, tokens: int, model_id: int, ttl: int, reuse: bool, caps: tuple[int, int]
+    ) -> None:
         u = self.p.users[user]
         amount = tokens * CMP // 10
         spec = self.spec_counter.to_bytes(32, "big") if reuse and self.spec_counter else self._spec()
-        deadline = self.now + 1 + ttl
+        terms = JobTerms(model_id, spec, self.now + 1 + ttl, *caps)
         receipt, result = self.both(
-            lambda: self.p.escrow.burnForJob(amount, 0, model_id, spec, deadline, sender=u, gas_limit=GAS),
-            lambda: self.model.burn_for_job(u.address, amount, 0, model_id, spec, deadline),
+            lambda: self.p.escrow.burnForJob(amount, 0, terms.as_tuple(), sender=u, gas_limit=GAS),
+            lambda: self.model.burn_for_job(u.address, amount, 0, terms),
         )
         if receipt is not None:
             job_id, credits = result
             event = receipt.events.filter(self.p.escrow.JobOpened)[0]
             assert (event.jobId, event.maxCredits) == (job_id, credits)
+            assert (event.maxInputTokens, event.maxOutputTokens) == caps
             self.job_ids.append(job_id)
 
-    @rule(user=st.integers(0, 3), credits=st.integers(0, 50_000_000), ttl=st.sampled_from([60, 3_600]))
-    def open_job(self, user: int, credits: int, ttl: int) -> None:
+    @rule(
+        user=st.integers(0, 3),
+        credits=st.integers(0, 50_000_000),
+        ttl=st.sampled_from([60, 600, 3_600]),
+        caps=st.tuples(CAPS, CAPS),
+    )
+    def open_job(self, user: int, credits: int, ttl: int, caps: tuple[int, int]) -> None:
         u = self.p.users[user]
-        spec = self._spec()
-        deadline = self.now + 1 + ttl
+        terms = JobTerms(LISTED, self._spec(), self.now + 1 + ttl, *caps)
         receipt, job_id = self.both(
-            lambda: self.p.escrow.openJob(LISTED, credits, spec, deadline, sender=u, gas_limit=GAS),
-            lambda: self.model.open_job(u.address, LISTED, credits, spec, deadline),
+            lambda: self.p.escrow.openJob(credits, terms.as_tuple(), sender=u, gas_limit=GAS),
+            lambda: self.model.open_job(u.address, credits, terms),
         )
         if receipt is not None:
             self.job_ids.append(job_id)
 
     @rule(
         picks=st.lists(st.integers(0, 10_000), min_size=1, max_size=5),
-        tokens=st.lists(st.tuples(st.integers(0, 100_000), st.integers(0, 100_000)), min_size=5, max_size=5),
+        tokens=st.lists(
+            st.tuples(st.sampled_from([0, 1, 50, 51, 99_999, 100_000, 100_001]), st.integers(0, 100_001)),
+            min_size=5,
+            max_size=5,
+        ),
         operator=st.integers(0, 2),
     )
     def settle(self, picks: list[int], tokens: list[tuple[int, int]], operator: int) -> None:
@@ -121,7 +152,7 @@ class ChainVersusModel(ChainModelMachine):
         items = [(j, op, t_in, t_out, b"\x22" * 32) for j, (t_in, t_out) in zip(jobs, tokens, strict=False)]
         receipt, result = self.both(
             lambda: self.p.escrow.settle(items, sender=self.p.relayer, gas_limit=GAS),
-            lambda: self.model.settle([Settlement(j, op, a, b) for j, op, a, b, _ in items]),
+            lambda: self.model.settle([Settlement(j, op, a, b) for j, op, a, b, _ in items], self.registry),
         )
         if receipt is not None:
             events = receipt.events.filter(self.p.escrow.JobSettled)

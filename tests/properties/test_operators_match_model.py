@@ -17,9 +17,9 @@ from hypothesis.stateful import (
 )
 
 from bme.economics.emission import EmissionModel, Schedule, reward_down
-from bme.economics.model import ProtocolModel, Settlement
+from bme.economics.model import JobTerms, ProtocolModel, Settlement
 from bme.economics.registry import RegistryModel
-from tests.conftest import CMP, GENESIS, Deployed
+from tests.conftest import CMP, GENESIS, OPERATOR_STAKE, Deployed
 from tests.contracts.helpers import Governance
 from tests.properties.machine import GAS, ChainModelMachine
 
@@ -45,6 +45,8 @@ class OperatorsVersusModel(ChainModelMachine):
         self.emissions = EmissionModel(p.emissions.address, schedule)
         for u in p.users:
             self.model.mint_genesis(u.address, GENESIS)
+        for o in p.operators:
+            self.model.mint_genesis(o.address, OPERATOR_STAKE)
         self.ops = list(p.operators)
         for op in self.ops:  # every operator gets CMP to stake, and approves the registry once
             self._tick()
@@ -150,19 +152,17 @@ class OperatorsVersusModel(ChainModelMachine):
             lambda: self.model.push_price(CMP, 0, self.now),
         )
         self.spec += 1
-        spec, deadline = self.spec.to_bytes(32, "big"), self.now + 3_600
+        terms = JobTerms(1, self.spec.to_bytes(32, "big"), self.now + 3_600, 2**32 - 1, 2**32 - 1)
         _, opened = self.both(
-            lambda: p.escrow.burnForJob(
-                100 * CMP, 0, terms(spec, deadline, model=1), sender=u, gas_limit=GAS
-            ),
-            lambda: self.model.burn_for_job(u.address, 100 * CMP, 0, 1, spec, deadline),
+            lambda: p.escrow.burnForJob(100 * CMP, 0, terms.as_tuple(), sender=u, gas_limit=GAS),
+            lambda: self.model.burn_for_job(u.address, 100 * CMP, 0, terms),
         )
         job_id = opened[0]
         self.both(
             lambda: p.escrow.settle(
                 [(job_id, o.address, 0, charge * 5, b"\x01" * 32)], sender=p.relayer, gas_limit=GAS
             ),
-            lambda: self.model.settle([Settlement(job_id, o.address, 0, charge * 5)]),
+            lambda: self.model.settle([Settlement(job_id, o.address, 0, charge * 5)], self.registry),
         )
 
     @rule(max_epochs=st.sampled_from([1, 3, 100]))

@@ -35,6 +35,7 @@ from bme.relayer.db import Attempt, Job, Lease, Transition
 from bme.relayer.store import JobStore
 from bme.stack import LocalStack, Process
 from bme.user.jobs import JobsClient, PreparedJob, StepFailed
+from bme.user.prompt_tokens import max_prompt_tokens
 from bme.user.quote import quote_job
 
 CMP = 10**18
@@ -138,14 +139,19 @@ class JobFactory:
         jobs = []
         for i in range(count):
             user = self.users[(self._made + i) % len(self.users)]
-            text = request_text(
-                model or self.model, [{"role": "user", "content": self.prompt}], self.max_tokens
-            )
+            messages = [{"role": "user", "content": self.prompt}]
+            text = request_text(model or self.model, messages, self.max_tokens)
             spec = spec_hash(text)
-            prepared = PreparedJob(text, spec, job_id_for(user.address, spec), self.quote)
-            data = calldata(
-                "JobEscrow", "openJob", model_id or self.model_id, self.max_credits, spec, deadline
+            prepared = PreparedJob(
+                text,
+                spec,
+                job_id_for(user.address, spec),
+                self.quote,
+                max_prompt_tokens(messages),
+                self.max_tokens,
             )
+            terms = (model_id or self.model_id, spec, deadline, *self.caps(prepared))
+            data = calldata("JobEscrow", "openJob", self.max_credits, terms)
             signed = user.sign_transaction(
                 {
                     "to": self.stack.protocol.escrow.address,
@@ -162,6 +168,10 @@ class JobFactory:
             )
         self._made += count
         return jobs
+
+    def caps(self, prepared: PreparedJob) -> tuple[int, int]:
+        """The usage caps a job commits to: the wallet's own (overridable, to pay with other caps)."""
+        return prepared.max_input_tokens, prepared.max_output_tokens
 
     def _nonce(self, user: LocalAccount) -> int:
         if user.address not in self._nonces:

@@ -99,6 +99,8 @@ def pay(store: JobStore, payer: str, text: str, block: int) -> None:
         "tokensBurned": 10**19,
         "deadline": 4_000_000_000,
         "specHash": spec_hash(text),
+        "maxInputTokens": 10_000,
+        "maxOutputTokens": 256,
     }
     ingest(store, [event("JobOpened", block, args)], block)
 

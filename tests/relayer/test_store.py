@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from eth_abi import decode
 from eth_account import Account
 from sqlalchemy import func, select
 
@@ -16,6 +17,7 @@ from bme.chain.events import Event
 from bme.relayer.db import UNAVAILABLE, BlockHash, Job, Reveal, Settlement, State
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.metrics import RelayerMetrics
+from bme.relayer.settle import settle_calldata
 from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict, Tries, unavailable_backoff
 
 pytestmark = pytest.mark.pure
@@ -25,6 +27,7 @@ OP1 = OperatorInfo("0x" + "01" * 20, "http://127.0.0.1:1", (1,), True, False)
 OP2 = OperatorInfo("0x" + "02" * 20, "http://127.0.0.1:2", (1,), True, False)
 MODEL, OTHER_MODEL = "SmolLM2-135M-Instruct", "Other-Model"
 FAR = 4_000_000_000  # a deadline far ahead
+CAPS = (10_000, 256)  # a job's usage caps (input, output tokens), as its payer committed them on-chain
 
 
 def block_hash(number: int, fork: int = 0) -> str:
@@ -47,7 +50,14 @@ def priced(model_id: int, name: str, block: int = 1) -> Event:
     )
 
 
-def opened(job_id: int, block: int, model_id: int = 1, deadline: int = FAR, fork: int = 0) -> Event:
+def opened(
+    job_id: int,
+    block: int,
+    model_id: int = 1,
+    deadline: int = FAR,
+    fork: int = 0,
+    caps: tuple[int, int] = CAPS,
+) -> Event:
     return ev(
         "JobOpened",
         block,
@@ -59,6 +69,8 @@ def opened(job_id: int, block: int, model_id: int = 1, deadline: int = FAR, fork
             "tokensBurned": 10**19,
             "deadline": deadline,
             "specHash": job_id.to_bytes(32, "big"),
+            "maxInputTokens": caps[0],
+            "maxOutputTokens": caps[1],
         },
         fork,
     )
@@ -191,6 +203,58 @@ def test_reveal_for_another_model_than_paid_fails_the_job(store_url: str, before
     waited = ["PENDING"] if before_payment else []
     assert [t.state for t in transitions] == [*waited, "OPENED", "FAILED"]
     assert store.claim(10, 60.0, first_operator) == ([], [])  # never dispatched
+
+
+@pytest.mark.parametrize("before_payment", [True, False])
+def test_reveal_asking_more_answer_tokens_than_the_paid_cap_fails_the_job(
+    store_url: str, before_payment: bool
+) -> None:
+    """A job whose payment caps the answer below the request's max_tokens is never dispatched: an honest
+    answer could not be settled in full."""
+    store = JobStore(store_url, owner="relayer-a")
+    ingest(store, [priced(1, MODEL)], 9, (OP1,))
+    asking = '{"model":"%s","messages":[{"role":"user","content":"Hi"}],"max_tokens":%d}'
+    if before_payment:
+        store.add_reveal(reveal(1, request=asking % (MODEL, 257)))
+        ingest(store, [opened(1, 10, caps=(10_000, 256))], 10)
+    else:
+        ingest(store, [opened(1, 10, caps=(10_000, 256))], 10)
+        assert store.add_reveal(reveal(1, request=asking % (MODEL, 257)))[0] == "FAILED"
+    job, _ = store.job(job_hex(1))
+    assert job is not None and job.state == "FAILED"
+    assert job.reason == (
+        "the request asks for up to 257 answer tokens but the job's payment caps them at 256: "
+        "a full answer could not be settled"
+    )
+    assert store.claim(10, 60.0, first_operator) == ([], [])  # never dispatched
+    # A request within the cap is dispatched.
+    ingest(store, [opened(2, 11, caps=(10_000, 256))], 11)
+    assert store.add_reveal(reveal(2, request=asking % (MODEL, 256))) == ("REVEALED", None)
+    claims, _ = store.claim(10, 60.0, first_operator)
+    assert [c.job_id for c in claims] == [job_hex(2)]
+
+
+def test_a_settlement_never_counts_more_tokens_than_the_paid_caps(store_url: str) -> None:
+    """An operator's reported counts above the job's on-chain caps are clamped to them in the `settle` call
+    (the escrow would revert the whole batch otherwise); counts within the caps go through unchanged."""
+    store = JobStore(store_url, owner="relayer-a")
+    ingest(store, [priced(1, MODEL)], 9, (OP1,))
+    ingest(store, [opened(1, 10, caps=(40, 5)), opened(2, 11, caps=(40, 5))], 11)
+    for n in (1, 2):
+        store.add_reveal(reveal(n))
+    claims, _ = store.claim(10, 60.0, first_operator)
+    by_job = {c.job_id: c for c in claims}
+    assert store.complete(by_job[job_hex(1)], "Hello", 31, 1, "0x" + "ee" * 32, 1.0)
+    assert store.complete(by_job[job_hex(2)], "Hello" * 50, 4_000, 900, "0x" + "ef" * 32, 1.0)
+    ready, _ = store.settleable(50)
+    (rows,) = decode(
+        ["(uint256,address,uint32,uint32,bytes32)[]"],
+        settle_calldata(sorted(ready, key=lambda j: j.job_id))[4:],
+    )
+    assert [(job_id, t_in, t_out) for job_id, _op, t_in, t_out, _h in rows] == [(1, 31, 1), (2, 40, 5)]
+    # The store keeps what the operator reported.
+    job, _ = store.job(job_hex(2))
+    assert job is not None and (job.input_tokens, job.output_tokens) == (4_000, 900)
 
 
 def test_a_second_different_reveal_of_a_job_is_a_conflict(store_url: str) -> None:

@@ -1,5 +1,6 @@
 """A devnet for the user commands: anvil with the protocol deployed at a price with a confidence band, the
-embedded model and a dearer one listed, a funded user and a relayer; and a `bme` runner over it."""
+embedded model and a dearer one listed, a funded user, a relayer and an active operator serving both models;
+and a `bme` runner over it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class Devnet:
     user: LocalAccount
     relayer: LocalAccount
     deployment: Path
+    #: Registered with the minimum stake, serving both models: the escrow settles only to such operators.
+    operator: LocalAccount
 
     def fresh_price(self, price: int = PRICE, confidence: int = CONFIDENCE) -> None:
         """Pushes `price` observed one second after the head, so burns pass the 30 s staleness check."""
@@ -51,7 +54,7 @@ class Devnet:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: Any) -> Iterator[Devnet]:
     tmp = tmp_path_factory.mktemp("user-devnet")
-    deployer, user, relayer = (Account.from_key(k) for k in devnet_keys(3))
+    deployer, user, relayer, operator = (Account.from_key(k) for k in devnet_keys(4))
     with Anvil() as anvil:
         client = ChainClient.connect(anvil.url)
         protocol = deploy_protocol(
@@ -62,14 +65,21 @@ def devnet(tmp_path_factory: Any) -> Iterator[Devnet]:
                 price=PRICE,
                 confidence=CONFIDENCE,
                 models=[SMOLLM2, BIG],
-                genesis={user.address: 10_000 * CMP},
+                genesis={user.address: 10_000 * CMP, operator.address: 1_000 * CMP},
                 relayers=[relayer.address],
             ),
         )
         client.send(user, protocol.token.functions.approve(protocol.bme.address, 2**256 - 1))
+        client.send(operator, protocol.token.functions.approve(protocol.registry.address, 1_000 * CMP))
+        client.send(
+            operator,
+            protocol.registry.functions.register(
+                1_000 * CMP, "http://operator.invalid/v1", [SMOLLM2.model_id, BIG.model_id]
+            ),
+        )
         deployment = tmp / "deployment.json"
         protocol.deployment.save(deployment)
-        yield Devnet(anvil, client, protocol, deployer, user, relayer, deployment)
+        yield Devnet(anvil, client, protocol, deployer, user, relayer, deployment, operator)
 
 
 @pytest.fixture(autouse=True)

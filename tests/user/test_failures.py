@@ -74,7 +74,8 @@ def test_a_stale_oracle_is_named_before_any_gas_is_spent(devnet: Devnet) -> None
     _stale(devnet)
     before = _gas_state(devnet, user.address)
     spec = keccak(b"stale")
-    call = p.escrow.functions.burnForJob(100 * CMP, 0, BIG.model_id, spec, c.next_timestamp() + 600)
+    terms = (BIG.model_id, spec, c.next_timestamp() + 3600, 2**32 - 1, 2**32 - 1)
+    call = p.escrow.functions.burnForJob(100 * CMP, 0, terms)
 
     with pytest.raises(ContractRevert) as estimated:
         c.send(user, call)  # no gas limit: estimated in the pending block
@@ -195,9 +196,9 @@ def test_jobs_lists_whole_ids_with_local_deadlines_and_refund_takes_a_unique_pre
     env = devnet.env(BME_WALLET_DIR=str(tmp_path), BME_PASSWORD=PASSWORD, BME_RELAYER_URL=NOBODY)
     specs = _ids_sharing_a_prefix(carol.address)
     c.send(carol, p.token.functions.approve(p.bme.address, 20 * CMP))
-    deadline = c.next_timestamp() + 600
+    deadline = c.next_timestamp() + 3600
     for spec in specs:
-        c.send(carol, p.escrow.functions.burnForJob(10 * CMP, 0, BIG.model_id, spec, deadline))
+        c.send(carol, p.escrow.functions.burnForJob(10 * CMP, 0, (BIG.model_id, spec, deadline, 100, 100)))
     ids = [job_hex(job_id_for(carol.address, spec)) for spec in specs]
 
     r = bme("jobs", "--wallet", "carol", env=env)

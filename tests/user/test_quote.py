@@ -29,7 +29,8 @@ def open_job(devnet: Devnet, tokens: int, model_id: int) -> tuple[int, int]:
     """Burns `tokens` with `burnForJob` as the user; returns the job id and the credits it reserved."""
     p, c = devnet.protocol, devnet.client
     spec = next(SPEC).to_bytes(32, "big")
-    sent = c.send(devnet.user, p.escrow.functions.burnForJob(tokens, 0, model_id, spec, c.timestamp() + 600))
+    terms = (model_id, spec, c.timestamp() + 3600, 2**32 - 1, 2**32 - 1)
+    sent = c.send(devnet.user, p.escrow.functions.burnForJob(tokens, 0, terms))
     (opened,) = p.escrow.events.JobOpened().process_receipt(sent.receipt, errors=DISCARD)
     assert opened["args"]["tokensBurned"] == tokens
     return opened["args"]["jobId"], opened["args"]["maxCredits"]
@@ -60,7 +61,7 @@ def test_the_quoted_burn_reserves_exactly_the_quoted_credits(devnet: Devnet) -> 
     assert p.escrow.functions.jobOf(job).call()[3] == q.burn_credits
     # Settled at the quoted token counts, the job is charged the quoted maximum; the rounding surplus returns.
     before = p.credit.functions.balanceOf(devnet.user.address).call()
-    settlement = (job, devnet.relayer.address, q.prompt_tokens, q.max_output_tokens, b"\x02" * 32)
+    settlement = (job, devnet.operator.address, q.prompt_tokens, q.max_output_tokens, b"\x02" * 32)
     sent = devnet.client.send(devnet.relayer, p.escrow.functions.settle([settlement]))
     (settled,) = p.escrow.events.JobSettled().process_receipt(sent.receipt, errors=DISCARD)
     assert (settled["args"]["charge"], settled["args"]["refund"]) == (q.max_credits, reserved - q.max_credits)

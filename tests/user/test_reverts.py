@@ -23,8 +23,10 @@ AMOUNT = re.compile(
     r"|bound|actual|price|confidence)$",
     re.IGNORECASE,
 )
-MOMENT = re.compile(r"(At|deadline|latest|Ends|last)$")
-SPAN = re.compile(r"(maxAge|Staleness|[dD]elay)$")
+MOMENT = re.compile(r"(At|deadline|earliest|latest|Ends|last)$")
+SPAN = re.compile(r"(maxAge|Staleness|[dD]elay|Duration)$")
+#: Counts of a model's tokens (a job's usage and its caps): plain numbers, not amounts of CMP.
+USAGE = re.compile(r"^max(Input|Output)Tokens$|^(input|output)Tokens$")
 AMOUNT_FORMATS = {"cmp", "crd", "eth", "usd", "token", "slippage"}
 
 
@@ -89,7 +91,9 @@ def test_amounts_and_times_in_messages_carry_their_unit() -> None:
             if index not in fields or not item["type"].startswith("uint"):
                 continue
             arg, spec = item["name"], fields[index]
-            if AMOUNT.search(arg):
+            if USAGE.search(arg):
+                assert spec == "", f"{name}: token count {arg} is shown as an amount ({spec!r})"
+            elif AMOUNT.search(arg):
                 assert spec in AMOUNT_FORMATS, f"{name}: amount {arg} is shown without a unit ({spec!r})"
             elif MOMENT.search(arg):
                 assert spec in ("time", "ago"), f"{name}: time {arg} is shown as a number ({spec!r})"

@@ -87,9 +87,7 @@ def run_e2e_bench(
                 job = client.prepare_with(quote, PROMPT, max_tokens=max_tokens)
                 client.reveal(job)
                 deadline = chain.timestamp() + 3600
-                call = p.escrow.functions.burnForJob(
-                    quote.burn_cmp, quote.burn_credits, quote.model_id, job.spec, deadline
-                )
+                call = p.escrow.functions.burnForJob(quote.burn_cmp, quote.burn_credits, job.terms(deadline))
                 t0 = time.perf_counter()
                 chain.send(user, call, gas=300_000)
                 body = client.status(job.job_id, wait=120, until="answer")

@@ -174,9 +174,7 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
         ).gas_used
         c.send(holder, p.bme.functions.burn(100 * 10**18, 0))
         out["burn"] = c.send(holder, p.bme.functions.burn(100 * 10**18, 0)).gas_used
-        out["openJob"] = c.send(
-            holder, p.escrow.functions.openJob(5 * 10**6, b.terms())
-        ).gas_used
+        out["openJob"] = c.send(holder, p.escrow.functions.openJob(5 * 10**6, b.terms())).gas_used
 
         progress("settle in batches")
         operators = [b.operator().address for _ in range(4)]

@@ -79,9 +79,7 @@ def run_relayer_bench(
                     time.sleep(max(0.0, next_send - time.monotonic()))
                 job = client.prepare_with(quote, PROMPT, max_tokens=max_tokens) if i else first
                 client.reveal(job)
-                call = p.escrow.functions.burnForJob(
-                    quote.burn_cmp, quote.burn_credits, quote.model_id, job.spec, deadline
-                )
+                call = p.escrow.functions.burnForJob(quote.burn_cmp, quote.burn_credits, job.terms(deadline))
                 chain.send(user, call, gas=300_000)
                 paid[job.job_hex] = time.time()
                 if i % 50 == 0:

@@ -6,7 +6,8 @@ selector, argument layout and struct layout comes from the artifacts, so none is
 
 The relayer's settlement batches and job reads and a replay's transactions go through here thousands of
 times, so simple layouts skip eth-abi's per-call overhead: arguments that are static words (unsigned
-integers, addresses, fixed-size bytes, booleans) or one array of tuples of them (`settle`), and results that
+integers, addresses, fixed-size bytes, booleans) or structs of them (a job's terms), or one array of tuples of
+them (`settle`), and results that
 are static words or tuples of them, are encoded and decoded by hand and range-checked as eth-abi checks
 them (the tests compare both byte for byte). Anything else goes through eth-abi.
 """
@@ -189,9 +190,24 @@ def static_layout(items: Sequence[AbiItem]) -> tuple[int, Layout] | None:
 # ---------------------------------------------------------------------------------------------- functions
 
 
+def _static_encoder(item: AbiItem) -> WordEncoder | None:
+    """An encoder of a static word or of a struct of static words (encoded in place), or None."""
+    if item["type"] != "tuple":
+        return word_encoder(abi_type(item))
+    members = [_static_encoder(c) for c in item["components"]]
+    if not all(m is not None for m in members):
+        return None
+    fields = [m for m in members if m is not None]
+
+    def struct(value: Any) -> bytes:
+        return b"".join(f(v) for f, v in zip(fields, value, strict=True))
+
+    return struct
+
+
 def _args_encoder(inputs: Sequence[AbiItem]) -> ArgsEncoder | None:
     """A hand encoder of arguments `inputs`, or None when eth-abi must do it."""
-    words = [word_encoder(abi_type(i)) for i in inputs]
+    words = [_static_encoder(i) for i in inputs]
     if all(w is not None for w in words):
         plain = [w for w in words if w is not None]
         return lambda args: b"".join(w(a) for w, a in zip(plain, args, strict=True))

@@ -154,8 +154,8 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian
     )
     bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
-    # The escrow and the registry name each other with no setter: the escrow is given the address the registry
-    # will have (the deployer's next contract), and the registry's constructor checks that the escrow names it.
+    # The escrow and the registry name each other with no setter: the escrow is given the address the
+    # registry will have (the deployer's next contract); the registry's constructor checks that it does.
     escrow_nonce = client.w3.eth.get_transaction_count(me, "pending")
     registry_address = create_address(me, escrow_nonce + 1)
     escrow = client.deploy(

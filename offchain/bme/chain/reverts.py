@@ -67,7 +67,8 @@ MESSAGES: dict[str, str] = {
         "job {0:job}: {1} input and {2} output tokens exceed the payer's caps of {3} and {4}"
     ),
     "JobEscrowOperatorNotActive": (
-        "job {0:job}: operator {1} is not active (not registered, unbonding, jailed or below the minimum stake)"
+        "job {0:job}: operator {1} is not active "
+        "(not registered, unbonding, jailed or below the minimum stake)"
     ),
     "JobEscrowOperatorNotServingModel": "job {0:job}: operator {1} does not list the job's model {2}",
     "JobEscrowMaxCreditsTooLarge": "a job may reserve at most 1,099,511 CRD ({0:crd} asked)",

@@ -39,8 +39,8 @@ class Job(Base):
     tokens_burned: Mapped[str] = mapped_column(String(80))
     deadline: Mapped[int] = mapped_column(BigInteger)
     spec_hash: Mapped[str] = mapped_column(String(66))
-    # The payer's usage caps from `JobOpened` (uint32): a settlement never counts more. None for a job ingested
-    # before the caps existed.
+    # The payer's usage caps from `JobOpened` (uint32): a settlement never counts more. None for a job
+    # ingested before the caps existed.
     max_input_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     max_output_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     block_number: Mapped[int] = mapped_column(BigInteger)

@@ -277,7 +277,7 @@ class Driver:
             if max_cost > MAX_JOB_CREDITS:
                 tally.jobs_rejected += 1
                 continue
-            # The caps a wallet commits to: the prompt's tokens (known exactly here) and the request's max_tokens.
+            # The caps a wallet commits to: the prompt's tokens (exact here) and the request's max_tokens.
             terms = JobTerms(r.model_id, spec, deadline, max(r.input_tokens, 1), max(r.max_output_tokens, 1))
             if wallet[1] >= max_cost:
                 wallet[1] -= max_cost

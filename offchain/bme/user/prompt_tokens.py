@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Characters per token of the estimate.
 CHARS_PER_TOKEN = 4
-#: A bound on a chat template's own tokens around the messages: role markers and separators for each message,
-#: the assistant's opening, and a default system prompt (SmolLM2's is 58 bytes), with a wide margin.
+#: A bound on a chat template's own tokens beyond the messages: the assistant's opening and a default system
+#: prompt that some templates add (SmolLM2's is one short sentence), with a wide margin.
 TEMPLATE_OVERHEAD_TOKENS = 256
-#: A bound on the markers a template puts around each message (ChatML: `<|im_start|>role\n` ... `<|im_end|>\n`).
+#: A bound on the markers a template puts around each message (ChatML: `<|im_start|>`, `<|im_end|>`).
 MESSAGE_OVERHEAD_TOKENS = 16
 #: The largest usage cap the escrow stores (uint32).
 MAX_USAGE_CAP = 2**32 - 1
@@ -54,10 +54,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def max_prompt_tokens(messages: list[dict[str, str]]) -> int:
-    """A safe upper bound on the prompt tokens of `messages` under any byte-level BPE tokenizer, computed without
-    the model: every token spans at least one byte of text, so a message's text is at most its UTF-8 length in
-    tokens, and the template adds at most `MESSAGE_OVERHEAD_TOKENS` per message and `TEMPLATE_OVERHEAD_TOKENS`
-    once. This is the input cap a wallet commits to on-chain (`maxInputTokens`)."""
+    """A safe upper bound on the prompt tokens of `messages` under a byte-level BPE tokenizer, computed
+    without the model: every token spans at least one byte of text, so a message's text (and role) is at most
+    its UTF-8 length in tokens, and the template adds at most `MESSAGE_OVERHEAD_TOKENS` per message and
+    `TEMPLATE_OVERHEAD_TOKENS` once. This is the input cap a wallet commits to on-chain (`maxInputTokens`)."""
     total = TEMPLATE_OVERHEAD_TOKENS
     for message in messages:
         total += MESSAGE_OVERHEAD_TOKENS + len(message["role"].encode()) + len(message["content"].encode())

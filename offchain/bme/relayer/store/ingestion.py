@@ -127,7 +127,7 @@ class IngestionStore(StoreBase):
             models = self._model_cache if self._model_cache is not None else self._models(c)
             ids = [job_key(ev.args["jobId"]) for ev in events if "jobId" in ev.args]
             known: dict[str, str] = {}
-            revealed: dict[str, str] = {}
+            revealed: dict[str, tuple[str, str]] = {}
             if ids:
                 known = {str(j): str(s) for j, s in c.execute(_KNOWN_JOBS, {"ids": ids})}
                 opened = [job_key(ev.args["jobId"]) for ev in events if ev.name == "JobOpened"]
@@ -178,7 +178,7 @@ class IngestionStore(StoreBase):
         now: float,
         models: dict[str, int],
         known: dict[str, str],
-        revealed: dict[str, str],
+        revealed: dict[str, tuple[str, str]],
         result: IngestResult,
     ) -> None:
         job_id = job_key(ev.args["jobId"])
@@ -194,7 +194,9 @@ class IngestionStore(StoreBase):
         reveal = revealed.get(job_id)
         if reveal is not None:
             model, request = reveal
-            state, reason = check_reveal(model, ev.args["modelId"], models, request, ev.args["maxOutputTokens"])
+            state, reason = check_reveal(
+                model, ev.args["modelId"], models, request, ev.args["maxOutputTokens"]
+            )
         c.execute(
             _INSERT_JOB,
             {
