@@ -8,7 +8,10 @@ start a throwaway anvil that stops with the script: a dry run, not a protocol to
 
 Everything that needs governance is done here, while the deployer still governs: the relayers allowed to
 settle (`--relayer`, the escrow's RELAYER_ROLE), the oracle's feeder (`--feeder`, default the deployer, which
-then pushes the first price), the CMP minted at genesis (`--mint ADDRESS=CMP`). On a devnet (chain id 31337 or
+then pushes the first price), the CMP minted at genesis (`--mint ADDRESS=CMP`), the shortest and longest
+time a job stays open (`--min-job-duration`, `--max-job-duration`; the escrow's defaults: 10 minutes, a day).
+The job escrow is deployed naming the address its operator registry will have (the deployer's next
+contract), and the registry's constructor checks it: the deployer sends nothing else in between. On a devnet (chain id 31337 or
 1337) 1,000,000 CMP also go to the devnet faucet (account 9) for `bme devnet fund`. Then every role passes to
 the timelock: later changes are timelock proposals, delayed by `--timelock-delay`.
 
@@ -79,6 +82,8 @@ def _mints(items: tuple[str, ...]) -> dict[str, int]:
 @click.option("--mint", "mints", multiple=True, metavar="ADDRESS=CMP", help="Genesis CMP; repeat.")
 @click.option("--epoch-length", type=int, default=24 * 3600, show_default=True, help="Seconds per epoch.")
 @click.option("--timelock-delay", type=int, default=2 * 24 * 3600, show_default=True)
+@click.option("--min-job-duration", type=int, default=None, help="Seconds [the escrow's default: 600].")
+@click.option("--max-job-duration", type=int, default=None, help="Seconds [the escrow's default: 86400].")
 @click.option("--devnet-faucet/--no-devnet-faucet", default=True, help="On a devnet: mint the faucet's CMP.")
 @click.option("--keystore", type=click.Path(path_type=Path, exists=True), default=None, help="The deployer.")
 def cli(
@@ -91,6 +96,8 @@ def cli(
     mints: tuple[str, ...],
     epoch_length: int,
     timelock_delay: int,
+    min_job_duration: int | None,
+    max_job_duration: int | None,
     devnet_faucet: bool,
     keystore: Path | None,
 ) -> None:
@@ -115,6 +122,8 @@ def cli(
             guardian=guardian,
             proposer=proposer,
             genesis=genesis,
+            min_job_duration=min_job_duration,
+            max_job_duration=max_job_duration,
         ),
     )
     protocol.deployment.save(out)

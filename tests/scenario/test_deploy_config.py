@@ -22,13 +22,20 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         custom = deploy_protocol(
             client,
             deployer,
-            DeployConfig(parameters=params, seed_tokens=7 * 10**18, mint_limit=123, max_job_duration=600),
+            # A longest job duration at the default shortest (600 s) is set after the new shortest.
+            DeployConfig(
+                parameters=params,
+                seed_tokens=7 * 10**18,
+                mint_limit=123,
+                max_job_duration=600,
+                min_job_duration=120,
+            ),
         )
         bme, escrow = custom.bme.functions, custom.escrow.functions
         assert tuple(bme.parameters().call()) == params.as_tuple()
         assert bme.seedTokens().call() == 7 * 10**18
         assert bme.mintLimitPerWindow().call() == 123
-        assert escrow.maxJobDuration().call() == 600
+        assert (escrow.minJobDuration().call(), escrow.maxJobDuration().call()) == (120, 600)
         governor = role("GOVERNOR_ROLE")
         assert not bme.hasRole(governor, deployer.address).call()
         assert bme.hasRole(governor, Web3.to_checksum_address(custom.timelock.address)).call()
@@ -38,3 +45,4 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         assert plain.bme.functions.seedTokens().call() == 0
         assert plain.bme.functions.mintLimitPerWindow().call() == DeployConfig().schedule.mint_limit
         assert plain.escrow.functions.maxJobDuration().call() == 86_400
+        assert plain.escrow.functions.minJobDuration().call() == 600

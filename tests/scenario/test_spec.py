@@ -160,6 +160,11 @@ def test_timing_mistakes_are_refused() -> None:
     assert "epoch_length must be 65 s to 93,600 s" in error(small(epoch_length=60, duration=600))
     assert "relayer.job_ttl" in error(small(relayer={"job_ttl": "2m"}))
     raw = small()
+    raw["protocol"]["min_job_duration"] = "2m"  # above the relayer's job_ttl of 1m: jobs could not open
+    assert "relayer.job_ttl must be min_job_duration (120 s)" in error(raw)
+    raw["protocol"]["min_job_duration"] = raw["protocol"].get("max_job_duration", "1d")
+    assert "min_job_duration must be at least 1 s and below max_job_duration" in error(raw)
+    raw = small()
     raw["price"]["shocks"] = [{"at": "1h", "factor": 0.5}]
     assert "price.shocks.0.at (3600 s) is not before the scenario's end" in error(raw)
     raw = small()
