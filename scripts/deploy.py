@@ -11,9 +11,9 @@ settle (`--relayer`, the escrow's RELAYER_ROLE), the oracle's feeder (`--feeder`
 then pushes the first price), the CMP minted at genesis (`--mint ADDRESS=CMP`), the shortest and longest
 time a job stays open (`--min-job-duration`, `--max-job-duration`; the escrow's defaults: 10 minutes, a day).
 The job escrow is deployed naming the address its operator registry will have (the deployer's next
-contract), and the registry's constructor checks it: the deployer sends nothing else in between. On a devnet (chain id 31337 or
-1337) 1,000,000 CMP also go to the devnet faucet (account 9) for `bme devnet fund`. Then every role passes to
-the timelock: later changes are timelock proposals, delayed by `--timelock-delay`.
+contract), and the registry's constructor checks it: the deployer sends nothing else in between. On a
+devnet (chain id 31337 or 1337) 1,000,000 CMP also go to the devnet faucet (account 9) for `bme devnet fund`.
+Then every role passes to the timelock: later changes are timelock proposals, delayed by `--timelock-delay`.
 
 The deployer: `--keystore FILE` (password from BME_PASSWORD or a prompt), else the key in BME_DEPLOYER_KEY,
 else, on a devnet only, devnet account 0.
