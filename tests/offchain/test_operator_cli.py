@@ -282,7 +282,13 @@ def test_a_wallet_without_eth_for_gas_fails_in_one_line(devnet: Devnet, tmp_path
 
 def test_a_stale_oracle_is_named_before_any_gas_is_spent(devnet: Devnet, tmp_path: Path) -> None:
     wallets = tmp_path / "wallets"
-    op = _account_with_cmp(devnet, wallets, "earner", eth=10**18, cmp=0)
+    op = _account_with_cmp(devnet, wallets, "earner", eth=10**18, cmp=1_000 * CMP)
+    # An active operator serving the model (the escrow pays no one else), its whole CMP staked.
+    registry = devnet.protocol.registry.functions
+    devnet.client.send(
+        op, devnet.protocol.token.functions.approve(devnet.protocol.registry.address, 1_000 * CMP)
+    )
+    devnet.client.send(op, registry.register(1_000 * CMP, "http://earner.invalid/v1", [SMOLLM2.model_id]))
     devnet.advance(1)
     devnet.work(101, 2 * CRD, operator=op.address)
     w3 = devnet.client.w3
