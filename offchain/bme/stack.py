@@ -67,6 +67,8 @@ class StackConfig:
     #: the chain's clock jumps past the last reading; 0: only on demand.
     price_interval_s: float = 10.0
     faucet_funds: int = 0
+    #: The escrow's shortest job duration in seconds; None: its default (10 minutes).
+    min_job_duration: int | None = None
     #: Called (on the watcher's thread) when a child dies unexpectedly, before everything is stopped.
     on_death: Callable[[Death], None] = _report_on_stderr
     #: Raise `ProcessDied` in the thread that started the stack (if it is the main thread) on a death.
@@ -236,6 +238,7 @@ class LocalStack:
                 genesis=genesis,
                 models=list(self.config.models),
                 feeder=self.feeder.address,
+                min_job_duration=self.config.min_job_duration,
             ),
         )
         self.protocol.deployment.save(self.deployment_file)

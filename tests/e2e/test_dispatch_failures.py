@@ -24,6 +24,7 @@ from bme.user.jobs import JobsClient
 from .test_stack_watch import upstream_node
 
 #: The job is paid with 30 s to its deadline and a settlement needs 20 s: it can wait 10 s for an operator.
+#: (The stack's escrow lets a job be that short: its shortest job duration is set to 10 s.)
 DURATION_S = 30
 FAST = {
     "BME_RELAYER_BATCH_AGE_S": "0.2",
@@ -33,7 +34,8 @@ FAST = {
 
 
 def test_unreachable_and_answered_errors_are_told_apart(tmp_path: Path) -> None:
-    with LocalStack(StackConfig(work_dir=tmp_path, operators=2, price_interval_s=0)) as st:
+    config = StackConfig(work_dir=tmp_path, operators=2, price_interval_s=0, min_job_duration=10)
+    with LocalStack(config) as st:
         answering = st.start_node(0, extra_env=upstream_node(free_port()))  # its upstream: nothing listens
         gone = st.start_node(1, extra_env=upstream_node(free_port()))
         gone.stop(signal.SIGKILL)  # registered, then its process killed

@@ -204,7 +204,8 @@ def test_an_unserved_payment_is_refunded_in_full_after_its_deadline(
     user = st.users[1]
     client = JobsClient(st.protocol, user, relayer.url)
     job = client.prepare(SMOLLM2.name, "Never revealed.", max_tokens=4)
-    sent = client.pay(job, duration_s=120)  # paid but never revealed: no relayer can serve it
+    # Paid but never revealed: no relayer can serve it. Due in 11 minutes, just over the shortest duration.
+    sent = client.pay(job, duration_s=660)
     reserved = st.protocol.escrow.functions.jobOf(job.job_id).call()[3]
     create_keystore(tmp_path / "bob.json", PASSWORD, bytes(user.key))
     env = _cli_env(st, relayer, tmp_path)
@@ -213,7 +214,7 @@ def test_an_unserved_payment_is_refunded_in_full_after_its_deadline(
     assert early.returncode == 1 and "open until" in early.stderr
 
     w3 = st.client.w3
-    w3.provider.make_request("evm_increaseTime", [200])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_increaseTime", [700])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     credits_before = st.protocol.credit.functions.balanceOf(user.address).call()
     done = _bme(["refund", job.job_hex, "--wallet", "bob"], env)
