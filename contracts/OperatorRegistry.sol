@@ -189,15 +189,18 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
 
     /// @inheritdoc IOperatorRegistry
     function isActive(address operator) external view returns (bool) {
-        Operator memory op = _operators[operator];
-        return op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
+        return _isActive(operator);
     }
 
     /// @inheritdoc IOperatorRegistry
     function eligibility(address operator, uint256 word) external view returns (bool active, uint256 models) {
+        return (_isActive(operator), _modelBits[operator][word]);
+    }
+
+    /// @dev The one definition of an active operator: bonded, not jailed, staking at least the minimum.
+    function _isActive(address operator) private view returns (bool) {
         Operator memory op = _operators[operator];
-        active = op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
-        models = _modelBits[operator][word];
+        return op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
     }
 
     /// @inheritdoc IOperatorRegistry
