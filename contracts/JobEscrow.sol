@@ -178,8 +178,8 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         uint256 batchCredits;
         // The registry's answer for the run's operator: the bitmap word's index plus one (zero: none read yet)
         // and the bitmap itself.
-        uint256 runWord;
-        uint256 runModels;
+        uint256 runWord = 0;
+        uint256 runModels = 0;
         for (uint256 i; i < n; ++i) {
             Settlement calldata s = settlements[i];
             Job storage job = _jobs[s.jobId];
