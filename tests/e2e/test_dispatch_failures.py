@@ -43,6 +43,9 @@ def test_unreachable_and_answered_errors_are_told_apart(tmp_path: Path) -> None:
         client = JobsClient(st.protocol, st.users[0], relayer.url)
         job = client.prepare(SMOLLM2.name, "Anyone there?", max_tokens=4)
         client.reveal(job)
+        # A block now, so that the deadline counts from the chain's present time, not from its last block's
+        # (the chain is idle while the nodes start: its latest block can be seconds old).
+        st.push_price()
         paid = time.monotonic()
         client.pay(job, duration_s=DURATION_S)
         body = client.wait(job.job_id, timeout=60)
