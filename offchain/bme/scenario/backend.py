@@ -35,6 +35,7 @@ class ProtocolConfig:
         p = s.protocol
         supply = sum(g.users * scaled(g.cmp_per_user, 18, "cmp_per_user") for g in s.demand.groups)
         supply += sum(o.count * scaled(o.stake, 18, "stake") for o in s.operators)
+        supply += sum(o.count * scaled(o.wash.cmp, 18, "wash.cmp") for o in s.operators if o.wash is not None)
         return cls(
             epoch_length=s.epoch_length,
             parameters=p.parameters(),

@@ -36,6 +36,7 @@ from bme.scenario.units import scaled
 ENDPOINT = "https://operator.invalid/v1"
 RESULT_HASH = b"\x11" * 32
 UINT256_MAX = 2**256 - 1
+UINT32_MAX = 2**32 - 1
 
 
 class ScenarioError(BmeError):
@@ -52,6 +53,8 @@ class _Operator:
     redeem_every: int
     redeem_share: Fraction
     claim_every: int
+    wash_credits: int | None  # dollars of self-paid jobs per epoch (CRD units); None: not a wash trader
+    wash_cmp: int  # CMP it starts with beside its stake
 
 
 @dataclass(slots=True)
@@ -80,6 +83,9 @@ class _Tally:
     transactions: int = 0
     failed: int = 0
     opened: list[_Job] = field(default_factory=list)
+    joined: list[int] = field(default_factory=list)
+    wash_opened: list[tuple[int, _Job]] = field(default_factory=list)
+    wash_burned: dict[int, int] = field(default_factory=dict)
 
     def count(self, outcomes: list[bool]) -> None:
         self.transactions += len(outcomes)
@@ -116,6 +122,8 @@ class Driver:
             self.cmp_per_user += [scaled(g.cmp_per_user, 18, "cmp_per_user")] * g.users
         self.operators: list[_Operator] = []
         for o in s.operators:
+            wash = None if o.wash is None else scaled(o.wash.usd_per_epoch, 6, "wash.usd_per_epoch")
+            wash_cmp = 0 if o.wash is None else scaled(o.wash.cmp, 18, "wash.cmp")
             for _ in range(o.count):
                 key = accounts.operators[len(self.operators)]
                 self.operators.append(
@@ -128,9 +136,13 @@ class Driver:
                         o.redeem_every,
                         share_fraction(o.redeem_share),
                         o.claim_every,
+                        wash,
+                        wash_cmp,
                     )
                 )
         self.operator_addresses = [o.address for o in self.operators]
+        self.washers = [i for i, o in enumerate(self.operators) if o.wash_credits]
+        self.idlers = [i for i, o in enumerate(self.operators) if o.wash_credits == 0]
         self.registered: set[int] = set()
         self.unclaimed: set[int] = set()
         self.open_jobs: dict[int, _Job] = {}
@@ -147,8 +159,9 @@ class Driver:
             a.TransferCmp(treasury, u, amount)
             for u, amount in zip(self.users, self.cmp_per_user, strict=True)
         ]
-        acts += [a.TransferCmp(treasury, o.address, o.stake) for o in self.operators]
+        acts += [a.TransferCmp(treasury, o.address, o.stake + o.wash_cmp) for o in self.operators]
         acts += [a.ApproveCmp(u, "bme") for u in self.users]
+        acts += [a.ApproveCmp(self.operators[i].address, "bme") for i in self.washers]
         acts += [a.ApproveCmp(o.address, "registry") for o in self.operators]
         starters = [i for i, o in enumerate(self.operators) if o.join_epoch == 0]
         acts += [self._register(i) for i in starters]
@@ -195,8 +208,10 @@ class Driver:
         tally.jobs_requested = len(requests)
         involved = sorted({r.user for r in requests})
         due = [i for i in sorted(self.registered) if k % self.operators[i].redeem_every == 0]
+        washing = [i for i in self.washers if i in self.registered]
         view = self.backend.wallets(
-            [self.users[u] for u in involved], [self.operators[i].address for i in due]
+            [self.users[u] for u in involved] + [self.operators[i].address for i in washing],
+            [self.operators[i].address for i in due],
         )
         pushed = self.path.pushed[k]
         reading = OracleReading(self.path.market[k], self.path.confidence[k], now) if pushed else view.oracle
@@ -220,8 +235,11 @@ class Driver:
         claiming = [i for i in sorted(self.unclaimed) if k % self.operators[i].claim_every == 0]
         acts += [a.Claim(self.operators[i].address) for i in claiming]
         first_job = len(acts)
-        wallets = {u: list(b) for u, b in zip(involved, view.balances, strict=True)}
+        wallets = {u: list(b) for u, b in zip(involved, view.balances, strict=False)}
         pending = self._pay(requests, wallets, quote, now, acts, tally)
+        first_wash = len(acts)
+        wash_cmp = [b[0] for b in view.balances[len(involved) :]]
+        wash_jobs = self._wash(washing, wash_cmp, quote, now, acts)
 
         outcomes = self.backend.execute(now, acts)
         tally.count(outcomes)
@@ -231,7 +249,8 @@ class Driver:
                 del self.open_jobs[job.job_id]
                 tally.jobs_expired += 1
         rest = rest[len(expiring) :]
-        self.registered.update(i for i, ok in zip(joining, rest, strict=False) if ok)
+        tally.joined = [i for i, ok in zip(joining, rest, strict=False) if ok]
+        self.registered.update(tally.joined)
         rest = rest[len(joining) :]
         for credits, ok in zip(redeeming, rest, strict=False):
             if ok:
@@ -242,7 +261,7 @@ class Driver:
             # A failed claim loses nothing: the next claim takes every unclaimed finished epoch.
             self.unclaimed.discard(i)
             tally.claims += ok
-        for (job, burned), ok in zip(pending, outcomes[first_job:], strict=True):
+        for (job, burned), ok in zip(pending, outcomes[first_job:first_wash], strict=True):
             if ok:
                 self.open_jobs[job.job_id] = job
                 tally.opened.append(job)
@@ -250,6 +269,56 @@ class Driver:
                 tally.burns += burned
             else:
                 tally.jobs_rejected += 1
+        tally.jobs_requested += len(wash_jobs)
+        for (i, job, tokens), ok in zip(wash_jobs, outcomes[first_wash:], strict=True):
+            if ok:
+                self.open_jobs[job.job_id] = job
+                tally.wash_opened.append((i, job))
+                tally.jobs_opened += 1
+                tally.burns += 1
+                tally.wash_burned[i] = tally.wash_burned.get(i, 0) + tokens
+            else:
+                tally.jobs_rejected += 1
+
+    def _wash(
+        self, washing: list[int], cmp: list[int], quote: tuple[int, int] | None, now: int, acts: list[a.Action]
+    ) -> list[tuple[int, _Job, int]]:
+        """Appends each wash trader's burns for the jobs it pays for itself to `acts` (when its wallet can quote
+        and it holds the tokens); returns the operator, the job and the CMP burned for each. A job is sized so
+        that answering it charges its whole reservation: the trader's most expensive model, with as many output
+        tokens as that takes (a token count fits 32 bits, so a large volume is split over several jobs)."""
+        if quote is None or not washing:
+            return []
+        p = self.params
+        burn_price = m.burn_price_down(quote[0], quote[1], p.confidence_multiplier)
+        if burn_price == 0:
+            return []
+        out: list[tuple[int, _Job, int]] = []
+        for i, balance in zip(washing, cmp, strict=True):
+            o = self.operators[i]
+            assert o.wash_credits
+            model_id = max(sorted(o.models), key=lambda mid: self.model_prices[mid][1])
+            out_price = self.model_prices[model_id][1]
+            per_job = min(MAX_JOB_CREDITS, UINT32_MAX * out_price // 10**6)
+            left = o.wash_credits
+            while left > 0:
+                want = min(left, per_job)
+                # A last piece below the minimum mint is bought at the minimum (the rest waits in credits).
+                want = max(want, p.min_mint_credits)
+                left -= want
+                tokens = m.to_tokens_up(want, burn_price, p.mint_spread_bps)
+                if balance < tokens:
+                    break
+                balance -= tokens
+                credits = m.to_credits_down(tokens, burn_price, p.mint_spread_bps)
+                output = min(UINT32_MAX, m.ceil_div(credits * 10**6, out_price))
+                self.specs += 1
+                spec = self.specs.to_bytes(32, "big")
+                deadline = now + self.ttl
+                acts.append(a.BurnForJob(o.address, tokens, want, model_id, spec, deadline))
+                job = _Job(job_id_for(o.address, spec), o.address, model_id, 0, output, deadline)
+                out.append((i, job, tokens))
+        return out
 
     def _pay(
         self,
@@ -301,10 +370,12 @@ class Driver:
         """The second block: the relayer hands this epoch's jobs to operators in turn, up to their capacity,
         and settles each operator's jobs together, in batches."""
         active = sorted(self.registered)
-        if not tally.opened or not active:
+        if not (tally.opened or tally.wash_opened) or not active:
             return
         left = {i: self.operators[i].capacity for i in active}
         served: dict[int, list[_Job]] = {i: [] for i in active}
+        for i, job in tally.wash_opened:
+            served[i].append(job)  # the worst case: a wash trader answers every job it paid for
         turn = k % len(active)
         for job in tally.opened:
             for step in range(len(active)):
@@ -347,6 +418,17 @@ class Driver:
         earnings = sum(state.earnings)
         claimed = sum(state.rewards_claimed)
         operator_cmp = sum(state.operator_cmp)
+        rewards = [now - then for now, then in zip(state.rewards_claimed, prev.rewards_claimed, strict=True)]
+        wash_rewards = sum(rewards[i] for i in self.washers)
+        # A wash trader's CMP changes only by its claims, its redemptions, its burns and its registration.
+        wash_redeemed = sum(
+            state.operator_cmp[i]
+            - prev.operator_cmp[i]
+            - rewards[i]
+            + tally.wash_burned.get(i, 0)
+            + (self.operators[i].stake if i in tally.joined else 0)
+            for i in self.washers
+        )
         return EpochRecord(
             epoch=k,
             start=k * self.s.epoch_length,
@@ -387,6 +469,10 @@ class Driver:
             - state.treasury_cmp,
             operator_cmp=operator_cmp,
             treasury_cmp=state.treasury_cmp,
+            wash_burned=sum(tally.wash_burned.values()),
+            wash_rewards=wash_rewards,
+            wash_redeemed=wash_redeemed,
+            idle_rewards=sum(rewards[i] for i in self.idlers),
             jobs_requested=tally.jobs_requested,
             jobs_opened=tally.jobs_opened,
             jobs_rejected=tally.jobs_rejected,

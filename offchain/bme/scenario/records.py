@@ -54,6 +54,10 @@ class EpochRecord:
     user_cmp: int
     operator_cmp: int
     treasury_cmp: int
+    wash_burned: int  # CMP wash traders burned for the jobs they paid for themselves
+    wash_rewards: int  # emission rewards wash traders claimed
+    wash_redeemed: int  # CMP wash traders received for redeeming their earnings
+    idle_rewards: int  # emission rewards idle stakers (the control: wash with 0 dollars) claimed
     jobs_requested: int
     jobs_opened: int
     jobs_rejected: int
@@ -79,6 +83,7 @@ _CMP: tuple[str, ...] = (
 _CMP += ("rewards_claimed", "total_burned", "total_reissued", "total_new_issuance", "total_emission")
 _CMP += ("total_rewards_claimed", "remint_credits", "seed_tokens", "epoch_emission", "staked")
 _CMP += ("unclaimed_emission", "user_cmp", "operator_cmp", "treasury_cmp")
+_CMP += ("wash_burned", "wash_rewards", "wash_redeemed", "idle_rewards")
 _USD: tuple[str, ...] = (
     "outstanding_credits",
     "user_credits",
@@ -122,6 +127,31 @@ def table_row(r: EpochRecord) -> dict[str, Any]:
     for name in _COUNTS:
         row[name] = getattr(r, name)
     return row
+
+
+def wash_summary(table: pd.DataFrame, washers: int, idlers: int) -> dict[str, float]:
+    """What wash trading returned, in US dollars per epoch and per operator, each flow valued at its epoch's
+    market price: the emission rewards wash traders claimed plus the CMP their redemptions paid, less the CMP
+    they burned for the jobs they paid for themselves; nothing else (not their stake, not credits or rewards
+    left unredeemed or unclaimed at the end). With idle stakers (the control: the same option with 0 dollars)
+    also their rewards, and the excess: what washing returned above staking and doing nothing."""
+    if table.empty or washers == 0:
+        return {}
+    epochs = len(table)
+    price = table["price_usd"]
+    gain = (table["wash_rewards"] + table["wash_redeemed"] - table["wash_burned"]) * price
+    out = {
+        "wash_traders": float(washers),
+        "wash_burned_usd_per_epoch": float((table["wash_burned"] * price).sum()) / epochs / washers,
+        "wash_rewards_usd_per_epoch": float((table["wash_rewards"] * price).sum()) / epochs / washers,
+        "wash_redeemed_usd_per_epoch": float((table["wash_redeemed"] * price).sum()) / epochs / washers,
+        "wash_return_usd_per_epoch": float(gain.sum()) / epochs / washers,
+    }
+    if idlers:
+        idle = float((table["idle_rewards"] * price).sum()) / epochs / idlers
+        out["idle_return_usd_per_epoch"] = idle
+        out["wash_excess_usd_per_epoch"] = out["wash_return_usd_per_epoch"] - idle
+    return out
 
 
 def records_table(records: list[EpochRecord]) -> pd.DataFrame:

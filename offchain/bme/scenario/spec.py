@@ -228,10 +228,20 @@ class ModelListing(Model):
         )
 
 
+class WashSpec(Model):
+    """A wash trader: each epoch the operator burns CMP for `usd_per_epoch` dollars of jobs that it pays for
+    itself and answers itself (the worst case: every one of them is handed to it), charging each job its whole
+    reservation; it starts with `cmp` CMP beside its stake for the burns. `usd_per_epoch: 0` makes an idle
+    staker, the control its return is compared with."""
+
+    usd_per_epoch: Dollars
+    cmp: Amount = Decimal(0)
+
+
 class OperatorGroup(Model):
     """Operators that behave alike: each stakes `stake` CMP, serves up to `capacity` jobs per epoch from epoch
     `join_epoch` on, redeems `redeem_share` of its earnings every `redeem_every` epochs and claims its
-    emission rewards every `claim_every` epochs."""
+    emission rewards every `claim_every` epochs. With `wash`, each also pays for jobs it serves itself."""
 
     name: str
     count: PositiveInt
@@ -242,6 +252,7 @@ class OperatorGroup(Model):
     redeem_every: PositiveInt = 1
     redeem_share: PositiveNumber = 1.0
     claim_every: PositiveInt = 1
+    wash: WashSpec | None = None
 
     @field_validator("redeem_share")
     @classmethod
@@ -452,6 +463,11 @@ class Scenario(Model):
                 )
             if o.join_epoch >= self.epochs:
                 raise ValueError(f"operator group {o.name!r} joins at epoch {o.join_epoch}, after the end")
+            if o.wash is not None and o.wash.usd_per_epoch and o.wash.usd_per_epoch < self.protocol.min_mint_credits:
+                raise ValueError(
+                    f"operator group {o.name!r} washes {o.wash.usd_per_epoch} dollars per epoch, below "
+                    f"min_mint_credits ({self.protocol.min_mint_credits} dollars): each burn buys at least that"
+                )
         accounts = sum(g.users for g in self.demand.groups) + sum(o.count for o in self.operators)
         if accounts > MAX_ACCOUNTS:
             raise ValueError(f"{accounts} users and operators: at most {MAX_ACCOUNTS} are supported")
