@@ -15,7 +15,13 @@ from web3 import Web3
 from web3.contract import Contract
 
 from bme.chain.client import ChainClient
-from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
+from bme.economics.emission import (
+    DEFAULT_CLAIM_DELAY_EPOCHS,
+    DEFAULT_HARD_CAP,
+    DEFAULT_SEGMENTS,
+    Schedule,
+    Segment,
+)
 from bme.economics.params import Parameters
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -57,6 +63,7 @@ class DeployConfig:
     slasher: str = ""  # the operator registry's slasher; defaults to the timelock
     emission_segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
     emission_hard_cap: int = DEFAULT_HARD_CAP
+    claim_delay_epochs: int = DEFAULT_CLAIM_DELAY_EPOCHS  # the emission's challenge window
     min_stake: int | None = None  # None: the registry's default (1,000 CMP)
     unbonding_delay: int | None = None  # None: the registry's default (21 days)
     # Governance settings applied while the deployer still governs, before the hand-over to the timelock:
@@ -167,6 +174,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         token.address,
         schedule.hard_cap,
         [s.as_tuple() for s in schedule.segments],
+        config.claim_delay_epochs,
     )
 
     minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")

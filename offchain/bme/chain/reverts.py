@@ -79,13 +79,15 @@ MESSAGES: dict[str, str] = {
     "OperatorRegistryNotJailed": "operator {0} is not jailed",
     "OperatorRegistryZeroAmount": "the amount must be greater than zero",
     "OperatorRegistryInvalidUnbondingDelay": "the unbonding delay must be at most 365 days ({0:s} given)",
+    "OperatorRegistryInvalidRange": "epochs {0} to {1}: a range must not end before it starts",
     # Emissions
     "EmissionScheduleInvalidSegment": "emission segment {0} is malformed",
     "EmissionScheduleExceedsCap": "the emission schedule could emit {0:cmp}, above its hard cap of {1:cmp}",
     "EmissionScheduleEpochNotEnded": "epoch {0} has not ended (the current epoch is {1})",
     "EmissionScheduleAlreadyClaimed": "{0} already claimed through epoch {1}: its next claim starts at {2}",
     "EmissionScheduleNothingToClaim": "nothing to claim: {0} has no rewards in epochs {1} to {2}",
-    "EmissionScheduleNothingToRelease": "every finished epoch is released already (through epoch {0} - 1)",
+    "EmissionScheduleInChallengeWindow": "epoch {0} is in its challenge window: claimable from epoch {1}",
+    "EmissionScheduleInvalidClaimDelay": "a challenge window of {0} epochs is longer than the 365 allowed",
     # Tokens and oracles
     "ComputeCreditTransferRestricted": "CRD cannot be transferred between accounts ({0} to {1})",
     "ManualPriceOracleZeroPrice": "the price must be positive",

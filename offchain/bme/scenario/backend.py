@@ -75,6 +75,7 @@ class ProtocolState:
     emission_released: int
     epoch_work: int
     epoch_emission: int
+    reward_stake: int  # the registry's total rewardable stake in the epoch: its emission's denominator
     staked: int
     unclaimed_emission: int
     treasury_cmp: int

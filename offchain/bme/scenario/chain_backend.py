@@ -208,6 +208,7 @@ class ChainBackend(Backend):
             ("token", "ComputeToken", "balanceOf", (ad["registry"],)),
             ("token", "ComputeToken", "balanceOf", (ad["emissions"],)),
             ("token", "ComputeToken", "balanceOf", (self.treasury,)),
+            ("registry", "OperatorRegistry", "totalRewardStakeAt", (chain_epoch,)),
         ]
         for o in operators:
             calls.append(("escrow", "JobEscrow", "earningsOf", (o,)))
@@ -215,7 +216,7 @@ class ChainBackend(Backend):
             calls.append(("token", "ComputeToken", "balanceOf", (o,)))
         r = self._read(calls)
         price, updated_at, confidence = r[8]
-        per_op = r[15:]
+        per_op = r[16:]
         return ProtocolState(
             cmp_supply=r[0][0],
             crd_supply=r[1][0],
@@ -229,6 +230,7 @@ class ChainBackend(Backend):
             emission_released=r[9][0],
             epoch_work=r[10][0],
             epoch_emission=r[11][0],
+            reward_stake=r[15][0],
             staked=r[12][0],
             unclaimed_emission=r[13][0],
             treasury_cmp=r[14][0],

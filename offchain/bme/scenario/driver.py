@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from bme.economics import math as m
+from bme.economics.emission import DEFAULT_CLAIM_DELAY_EPOCHS
 from bme.economics.jobs import job_id_for
 from bme.economics.model import Settlement
 from bme.economics.oracle import is_fresh
@@ -37,6 +38,14 @@ ENDPOINT = "https://operator.invalid/v1"
 RESULT_HASH = b"\x11" * 32
 UINT256_MAX = 2**256 - 1
 UINT32_MAX = 2**32 - 1
+
+
+def first_claim(join_epoch: int) -> int:
+    """The first scenario epoch in which an operator joining in `join_epoch` has rewards past the challenge
+    window. Stake registered during the chain's epoch c is rewardable from c + 1, whose rewards may be claimed
+    from c + 2 + delay; the setup is the chain's epoch 0, and scenario epoch j the chain's j + 1."""
+    chain_registered = 0 if join_epoch == 0 else join_epoch + 1
+    return chain_registered + 2 + DEFAULT_CLAIM_DELAY_EPOCHS - 1
 
 
 class ScenarioError(BmeError):
@@ -144,7 +153,6 @@ class Driver:
         self.washers = [i for i, o in enumerate(self.operators) if o.wash_credits]
         self.idlers = [i for i, o in enumerate(self.operators) if o.wash_credits == 0]
         self.registered: set[int] = set()
-        self.unclaimed: set[int] = set()
         self.open_jobs: dict[int, _Job] = {}
         self.specs = 0
         self.previous: ProtocolState | None = None
@@ -232,7 +240,11 @@ class Driver:
                 if credits > 0:
                     redeeming.append(credits)
                     acts.append(a.Redeem(self.operators[i].address, credits, 0))
-        claiming = [i for i in sorted(self.unclaimed) if k % self.operators[i].claim_every == 0]
+        claiming = [
+            i
+            for i in sorted(self.registered)
+            if k >= first_claim(self.operators[i].join_epoch) and k % self.operators[i].claim_every == 0
+        ]
         acts += [a.Claim(self.operators[i].address) for i in claiming]
         first_job = len(acts)
         wallets = {u: list(b) for u, b in zip(involved, view.balances, strict=False)}
@@ -257,9 +269,8 @@ class Driver:
                 tally.redemptions += 1
                 tally.credits_redeemed += credits
         rest = rest[len(redeeming) :]
-        for i, ok in zip(claiming, rest, strict=False):
-            # A failed claim loses nothing: the next claim takes every unclaimed finished epoch.
-            self.unclaimed.discard(i)
+        for ok in rest[: len(claiming)]:
+            # A failed claim loses nothing: the next takes every unclaimed epoch past the challenge window.
             tally.claims += ok
         for (job, burned), ok in zip(pending, outcomes[first_job:first_wash], strict=True):
             if ok:
@@ -281,12 +292,17 @@ class Driver:
                 tally.jobs_rejected += 1
 
     def _wash(
-        self, washing: list[int], cmp: list[int], quote: tuple[int, int] | None, now: int, acts: list[a.Action]
+        self,
+        washing: list[int],
+        cmp: list[int],
+        quote: tuple[int, int] | None,
+        now: int,
+        acts: list[a.Action],
     ) -> list[tuple[int, _Job, int]]:
-        """Appends each wash trader's burns for the jobs it pays for itself to `acts` (when its wallet can quote
-        and it holds the tokens); returns the operator, the job and the CMP burned for each. A job is sized so
-        that answering it charges its whole reservation: the trader's most expensive model, with as many output
-        tokens as that takes (a token count fits 32 bits, so a large volume is split over several jobs)."""
+        """Appends each wash trader's burns for the jobs it pays for itself to `acts` (when its wallet can
+        quote and it holds the tokens); returns the operator, the job and the CMP burned for each. A job is
+        sized so that answering it charges its whole reservation: the trader's most expensive model, with as
+        many output tokens as that takes (a count fits 32 bits, so a large volume is split over jobs)."""
         if quote is None or not washing:
             return []
         p = self.params
@@ -400,9 +416,8 @@ class Driver:
         tally.count(outcomes)
         for batch, ok in zip(batches, outcomes, strict=True):
             if ok:
-                for i, s in batch:
+                for _, s in batch:
                     del self.open_jobs[s.job_id]
-                    self.unclaimed.add(i)
                 tally.jobs_settled += len(batch)
 
     # -- the record -------------------------------------------------------------------------------------
@@ -458,7 +473,7 @@ class Driver:
             escrowed_credits=state.outstanding_credits - state.crd_supply - earnings,
             operator_earnings=earnings,
             epoch_work=state.epoch_work,
-            epoch_emission=state.epoch_emission if state.epoch_work else 0,
+            epoch_emission=state.epoch_emission if state.reward_stake else 0,
             credits_redeemed=tally.credits_redeemed,
             staked=state.staked,
             unclaimed_emission=state.unclaimed_emission,

@@ -96,6 +96,7 @@ class ModelBackend(Backend):
             emission_released=e.total_released,
             epoch_work=work,
             epoch_emission=e.schedule.emission_at(chain_epoch),
+            reward_stake=self.registry.total_reward_stake_at(chain_epoch),
             staked=p.cmp.get(REGISTRY, 0),
             unclaimed_emission=p.cmp.get(EMISSIONS, 0),
             treasury_cmp=p.cmp.get(self.treasury, 0),

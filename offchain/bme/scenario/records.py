@@ -47,7 +47,7 @@ class EpochRecord:
     escrowed_credits: int
     operator_earnings: int
     epoch_work: int
-    epoch_emission: int  # what the schedule emits for this epoch's work (0 without work)
+    epoch_emission: int  # what the schedule emits for this epoch (0 without rewardable stake)
     credits_redeemed: int
     staked: int
     unclaimed_emission: int

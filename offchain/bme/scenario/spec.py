@@ -463,10 +463,14 @@ class Scenario(Model):
                 )
             if o.join_epoch >= self.epochs:
                 raise ValueError(f"operator group {o.name!r} joins at epoch {o.join_epoch}, after the end")
-            if o.wash is not None and o.wash.usd_per_epoch and o.wash.usd_per_epoch < self.protocol.min_mint_credits:
+            if (
+                o.wash is not None
+                and o.wash.usd_per_epoch
+                and o.wash.usd_per_epoch < self.protocol.min_mint_credits
+            ):
                 raise ValueError(
                     f"operator group {o.name!r} washes {o.wash.usd_per_epoch} dollars per epoch, below "
-                    f"min_mint_credits ({self.protocol.min_mint_credits} dollars): each burn buys at least that"
+                    f"min_mint_credits ({self.protocol.min_mint_credits} dollars), the least a burn buys"
                 )
         accounts = sum(g.users for g in self.demand.groups) + sum(o.count for o in self.operators)
         if accounts > MAX_ACCOUNTS:
