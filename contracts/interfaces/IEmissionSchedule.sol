@@ -46,8 +46,8 @@ interface IEmissionSchedule {
     error EmissionScheduleAlreadyClaimed(address operator, uint256 epoch, uint256 nextEpoch);
     /// @notice `operator` has no rewards in epochs `fromEpoch` to `toEpoch`.
     error EmissionScheduleNothingToClaim(address operator, uint256 fromEpoch, uint256 toEpoch);
-    /// @notice Epoch `epoch` is still in its challenge window: its rewards may be claimed from epoch `claimableAt`.
-    error EmissionScheduleInChallengeWindow(uint256 epoch, uint256 claimableAt);
+    /// @notice Epoch `epoch` is in its challenge window: its rewards may be claimed from epoch `claimableFromEpoch`.
+    error EmissionScheduleInChallengeWindow(uint256 epoch, uint256 claimableFromEpoch);
     /// @notice A challenge window of `claimDelayEpochs` epochs is longer than the most allowed.
     error EmissionScheduleInvalidClaimDelay(uint256 claimDelayEpochs);
 

@@ -215,7 +215,7 @@ def test_a_claim_inside_the_challenge_window_is_refused(
     e = int(p.escrow.currentEpoch()) + 1
     for current in range(e + 1, claimable(e)):  # e has ended, but its challenge window is still open
         at_epoch(p, chain, current)
-        with reverts(p.emissions.EmissionScheduleInChallengeWindow, epoch=e, claimableAt=claimable(e)):
+        with reverts(p.emissions.EmissionScheduleInChallengeWindow, epoch=e, claimableFromEpoch=claimable(e)):
             p.emissions.claimThrough(e, sender=a)
         assert p.emissions.pendingRewards(a)[2] == 0
     at_epoch(p, chain, claimable(e))

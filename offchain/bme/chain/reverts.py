@@ -115,6 +115,8 @@ MESSAGES: dict[str, str] = {
     "StringTooLong": "the text {0!r} is too long",
     "AccessControlUnauthorizedAccount": "account {0} lacks the role {1:role} this call needs",
     "AccessControlBadConfirmation": "a role can be renounced only by the account holding it",
+    "CheckpointUnorderedInsertion": "a stake checkpoint cannot be written before the last one",
+    "SafeCastOverflowedUintDowncast": "the value {1} does not fit {0} bits",
     "EnforcedPause": "the protocol is paused",
     "ExpectedPause": "the protocol is not paused",
     "TimelockInvalidOperationLength": (
