@@ -97,12 +97,17 @@ def random_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "redeem_every": draw(st.integers(1, 3)),
             "redeem_share": draw(st.sampled_from([1.0, 0.5, 0.3333])),
             "claim_every": draw(st.integers(1, 2)),
+            "wash": draw(
+                st.sampled_from([None, None, {"usd_per_epoch": 0}, {"usd_per_epoch": 45, "cmp": 300}])
+            ),
         }
         for i in range(draw(st.integers(1, 2)))
     ]
     for o in operators:
         if o["models"] is None:
             del o["models"]
+        if o["wash"] is None:
+            del o["wash"]
     return {
         "name": "random",
         "seed": draw(st.integers(0, 2**32)),

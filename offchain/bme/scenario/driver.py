@@ -488,6 +488,7 @@ class Driver:
             wash_rewards=wash_rewards,
             wash_redeemed=wash_redeemed,
             idle_rewards=sum(rewards[i] for i in self.idlers),
+            wash_earnings=sum(state.earnings[i] for i in self.washers),
             jobs_requested=tally.jobs_requested,
             jobs_opened=tally.jobs_opened,
             jobs_rejected=tally.jobs_rejected,

@@ -58,6 +58,7 @@ class EpochRecord:
     wash_rewards: int  # emission rewards wash traders claimed
     wash_redeemed: int  # CMP wash traders received for redeeming their earnings
     idle_rewards: int  # emission rewards idle stakers (the control: wash with 0 dollars) claimed
+    wash_earnings: int  # wash traders' earnings not yet redeemed (CRD), at the epoch's end
     jobs_requested: int
     jobs_opened: int
     jobs_rejected: int
@@ -91,7 +92,7 @@ _USD: tuple[str, ...] = (
     "operator_earnings",
     "epoch_work",
 )
-_USD += ("credits_redeemed",)
+_USD += ("credits_redeemed", "wash_earnings")
 _COUNTS: tuple[str, ...] = (
     "jobs_requested",
     "jobs_opened",
@@ -131,21 +132,25 @@ def table_row(r: EpochRecord) -> dict[str, Any]:
 
 def wash_summary(table: pd.DataFrame, washers: int, idlers: int) -> dict[str, float]:
     """What wash trading returned, in US dollars per epoch and per operator, each flow valued at its epoch's
-    market price: the emission rewards wash traders claimed plus the CMP their redemptions paid, less the CMP
-    they burned for the jobs they paid for themselves; nothing else (not their stake, not credits or rewards
-    left unredeemed or unclaimed at the end). With idle stakers (the control: the same option with 0 dollars)
+    market price: the emission rewards wash traders claimed plus the CMP their redemptions paid, plus the
+    earnings still unredeemed at the end at their face value in dollars (the last epoch's wash is redeemed
+    only in the next; face value is more than a redemption pays, so this errs in the trader's favour), less
+    the CMP they burned for the jobs they paid for themselves. Nothing else: not their stake, not rewards
+    still in the challenge window at the end. With idle stakers (the control: the same option with 0 dollars)
     also their rewards, and the excess: what washing returned above staking and doing nothing."""
     if table.empty or washers == 0:
         return {}
     epochs = len(table)
     price = table["price_usd"]
     gain = (table["wash_rewards"] + table["wash_redeemed"] - table["wash_burned"]) * price
+    left = float(table["wash_earnings"].iloc[-1])
     out = {
         "wash_traders": float(washers),
         "wash_burned_usd_per_epoch": float((table["wash_burned"] * price).sum()) / epochs / washers,
         "wash_rewards_usd_per_epoch": float((table["wash_rewards"] * price).sum()) / epochs / washers,
         "wash_redeemed_usd_per_epoch": float((table["wash_redeemed"] * price).sum()) / epochs / washers,
-        "wash_return_usd_per_epoch": float(gain.sum()) / epochs / washers,
+        "wash_unredeemed_usd_at_end": left / washers,
+        "wash_return_usd_per_epoch": (float(gain.sum()) + left) / epochs / washers,
     }
     if idlers:
         idle = float((table["idle_rewards"] * price).sum()) / epochs / idlers
