@@ -2,7 +2,8 @@
 
 anvil, the contracts, an operator node serving the embedded model and a relayer all start here; a user wallet
 then burns CMP for a real answer, the settlement shows on-chain, time moves past the challenge window of the
-operator's first staked epoch, and the operator claims its minted reward and redeems its earnings. Everything stops at the end, also on failure.
+operator's first staked epoch, and the operator claims its minted reward and redeems its earnings. Everything
+stops at the end, also on failure.
 
 The stack watches its processes: if the node, the relayer or anvil dies, the demo stops at once with one line
 naming the process and how it ended (the end of its log is printed above it, and the logs are kept).

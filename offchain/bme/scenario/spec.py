@@ -395,7 +395,8 @@ class ProtocolSpec(Model):
         )
 
     def mint_limit_units(self) -> int:
-        """CMP base units redemptions and emission claims may mint per window ("auto": 5x the largest emission)."""
+        """CMP base units redemptions and emission claims may mint per window ("auto": 5x the largest
+        emission)."""
         if self.mint_limit == "auto":
             return self.emission.schedule().mint_limit
         return scaled(self.mint_limit, 18, "mint_limit")
