@@ -152,13 +152,14 @@ contract EmissionSchedule is IEmissionSchedule {
     /// over the epoch's total rewardable stake, rounded down.
     function _rewards(address operator, uint256 from, uint256 to) private view returns (uint256 tokens) {
         (uint256[] memory weights, uint256[] memory totals) = registry.rewardWeights(operator, from, to);
-        uint256 until;
-        uint256 emission;
+        uint256 until = 0; // the first epoch whose emission is not `emission`: none read yet
+        uint256 emission = 0;
         uint256 n = weights.length;
         // Unchecked: i < n, epochs fit 48 bits, and the rewards sum to at most the emission of n epochs (< 2^160).
         unchecked {
             for (uint256 i; i < n; ++i) {
                 uint256 w = weights[i];
+                // slither-disable-next-line incorrect-equality -- a weight of zero earns nothing: skip the epoch
                 if (w == 0) continue;
                 if (from + i >= until) (emission, until) = _emissionAt(from + i);
                 tokens += EmissionMath.rewardDown(emission, w, totals[i]);

@@ -275,6 +275,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         for (uint256 k; k < count; ++k) {
             if (k != 0 && i < length) {
                 Checkpoints.Checkpoint208 memory c = t.at(uint32(i));
+                // slither-disable-next-line incorrect-equality -- epoch keys are exact: one checkpoint per epoch
                 if (c._key == start + k) (value, i) = (c._value, i + 1);
             }
             values[k] = value;
@@ -287,9 +288,11 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         Checkpoints.Trace208 storage own = _rewardStake[operator];
         uint256 before = own.latest();
         if (value == before) return;
+        // slither-disable-next-line unused-return -- push returns the old and new values, known here already
         own.push(key, SafeCast.toUint208(value));
         uint256 total = _totalRewardStake.latest();
         // Cannot underflow: the total is the sum of every operator's latest value, `before` among them.
+        // slither-disable-next-line unused-return -- push returns the old and new values, known here already
         _totalRewardStake.push(key, SafeCast.toUint208(total + value - before));
         emit RewardStakeChanged(operator, key, value);
     }
