@@ -250,8 +250,6 @@ class Relayer:
         released = self.store.release_leases()
         if released:
             log.info("took back %s jobs this relayer held before its restart", released)
-        # The tokenizers (a fraction of a second each), read before any job is dispatched, off the loop.
-        await asyncio.to_thread(self.usage.load)
         config = uvicorn.Config(
             self.api, host=self.settings.host, port=self.settings.port, log_level="warning", lifespan="off"
         )
@@ -339,6 +337,8 @@ class Relayer:
             await wait_any(self.new_block, self.settings.poll_interval_s)
 
     async def _dispatch_loop(self) -> None:
+        # The tokenizers (a fraction of a second each), read off the loop before the first job is dispatched.
+        await asyncio.to_thread(self.usage.load)
         while not self._stopping.is_set():
             self.work.clear()
             try:
