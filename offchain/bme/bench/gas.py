@@ -85,8 +85,8 @@ def _operator_figures(b: _Bench) -> dict[str, int]:
 
     Steady state: two staked operators serve a job in every epoch for about 40 epochs; the operator has
     claimed before. A claim mints its rewards through the BME core after reading the registry's stake
-    checkpoints. (Where the schedule has a `release`, as it had while rewards followed work, each finished epoch
-    is released as it ends, reported as `release_1_epoch`; a claim of released epochs is then a transfer.)
+    checkpoints. (Where the schedule has a `release`, as it had while rewards followed work, each finished
+    epoch is released as it ends, reported as `release_1_epoch`; a claim of released epochs is a transfer.)
     """
     c, p = b.c, b.p
     out: dict[str, int] = {}
