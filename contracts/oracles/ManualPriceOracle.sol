@@ -44,8 +44,8 @@ contract ManualPriceOracle is IPriceOracle, AccessControl {
     error ManualPriceOracleBadTimestamp(uint256 updatedAt, uint256 last);
     /// @notice A value does not fit its field.
     error ManualPriceOracleOverflow();
-    /// @notice The pushed `price` is more than `maxStepBps` basis points away from the last price, `last`.
-    error ManualPriceOracleStepTooLarge(uint256 price, uint256 last, uint256 maxStepBps);
+    /// @notice The pushed `price` is more than `maxStepBps` basis points away from the last price, `lastPrice`.
+    error ManualPriceOracleStepTooLarge(uint256 price, uint256 lastPrice, uint256 maxStepBps);
     /// @notice The constructor was given a zero admin, feeder or maximum age, a maximum age past 2^32 - 1 s, or a
     /// step bound past `MAX_STEP_BPS`.
     error ManualPriceOracleInvalidConfig();

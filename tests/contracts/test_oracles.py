@@ -201,7 +201,7 @@ def test_manual_oracle_push_past_the_step_bound_reverts(
     # or redeem CMP dear. The push is refused and the last price stands.
     oracle, t0 = bounded_oracle(project, protocol, chain, CMP)
     ts = advance(chain, 1)
-    with reverts(oracle.ManualPriceOracleStepTooLarge, price=price, last=CMP, maxStepBps=MAX_STEP_BPS):
+    with reverts(oracle.ManualPriceOracleStepTooLarge, price=price, lastPrice=CMP, maxStepBps=MAX_STEP_BPS):
         oracle.pushPrice(price, 0, ts, sender=protocol.deployer)
     assert oracle.latestPrice() == (CMP, t0, 0)
 
