@@ -26,9 +26,9 @@ from bme.economics.params import Parameters
 from bme.errors import ConfigError
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
-#: Chain ids of local devnets, where one key may hold every role: anvil and hardhat (31337), ganache and
-#: geth's dev mode (1337), and the in-process test chain (eth-tester's 131277322940537).
-LOCAL_CHAIN_IDS = (31337, 1337, 131277322940537)
+#: Chain ids of local devnets, where one key may hold every role: anvil and hardhat (31337), ganache, geth's
+#: dev mode and Ape's in-process test chain (1337).
+LOCAL_CHAIN_IDS = (31337, 1337)
 
 
 def role(name: str) -> bytes:
