@@ -98,7 +98,8 @@ MESSAGES: dict[str, str] = {
         "(push several steps)"
     ),
     "ManualPriceOracleInvalidConfig": (
-        "the manual oracle's configuration is invalid (an admin, a feeder and a maximum age are required)"
+        "the manual oracle's configuration is invalid: it needs an admin, a feeder, a maximum age of 1 s to "
+        "2^32 - 1 s and a step bound of at most 1,000,000 bps"
     ),
     "ChainlinkPriceOracleNonPositive": "the price feed's answer {0} is not positive",
     "ChainlinkPriceOracleStale": "the price feed is stale (last update {0:ago}, limit {1:s})",
