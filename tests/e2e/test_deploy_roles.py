@@ -96,6 +96,22 @@ def test_one_key_deployment_off_a_devnet_is_refused_before_any_transaction(
                 oracle_max_step_bps=0,
             ),
         )
+    # Nor may the deployer keep any other part off a devnet.
+    with pytest.raises(ConfigError) as refused:
+        deploy_protocol(
+            client,
+            deployer,
+            DeployConfig(
+                feeders=[keys[1].address],
+                proposers=[keys[2].address],
+                guardian=keys[3].address,
+                executors=[deployer.address],
+                relayers=[deployer.address],
+            ),
+        )
+    message = str(refused.value)
+    assert f"the deployer {deployer.address} is named executor" in message
+    assert f"the deployer {deployer.address} is named relayer" in message
     assert client.w3.eth.get_transaction_count(deployer.address) == nonce  # nothing was sent
 
 
@@ -174,6 +190,21 @@ def test_the_deployer_key_can_do_nothing_after_the_deployment(
     with pytest.raises(ContractRevert) as refused:
         client.send(feeder, p.oracle.functions.pushPrice(10**16, 0, client.timestamp()))
     assert refused.value.name == "ManualPriceOracleStepTooLarge"
+
+
+def test_on_a_devnet_the_deployer_keeps_only_the_parts_that_default_to_it() -> None:
+    """A local devnet's one-key convenience: unnamed parts go to the deployer, but no admin role stays."""
+    deployer = Account.from_key(devnet_keys(1)[0])
+    with Anvil() as devnet:
+        p = deploy_protocol(ChainClient.connect(devnet.url), deployer, DeployConfig())
+        assert sorted(roles_of(p, deployer.address)) == [
+            "bme.PAUSER_ROLE",
+            "escrow.PAUSER_ROLE",
+            "oracle.FEEDER_ROLE",
+            "timelock.CANCELLER_ROLE",
+            "timelock.EXECUTOR_ROLE",
+            "timelock.PROPOSER_ROLE",
+        ]
 
 
 def ape_deploy(

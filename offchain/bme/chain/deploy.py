@@ -145,9 +145,9 @@ class Protocol:
 
 def check_roles(config: DeployConfig, deployer: str, chain_id: int) -> None:
     """Refuses, with every reason at once, a configuration that leaves one key in charge on a chain that is
-    not a local devnet: the feeder, proposer and guardian must be given, and no account may hold two of these
-    parts or be the deployer, and the oracle's price step must be bounded. Every address must be one, on any
-    chain. (Executors may include the zero address: anyone may then execute a ready operation.)"""
+    not a local devnet: the feeder, proposer and guardian must be given, no account may hold two of these
+    parts, the deployer may hold no role at all, and the oracle's price step must be bounded. Every address
+    must be one, on any chain. (Executors may include the zero address: anyone may then execute a ready operation.)"""
     singles = [a for a in (config.guardian, config.slasher) if a]
     lists = (config.feeders, config.proposers, config.executors, config.cancellers, config.relayers)
     bad = sorted({a for a in (*singles, *(a for part in lists for a in part)) if not Web3.is_address(a)})
@@ -173,6 +173,15 @@ def check_roles(config: DeployConfig, deployer: str, chain_id: int) -> None:
             problems.append(
                 f"{address} is named {' and '.join(sorted(parts))}: give each part its own account"
             )
+    others = {
+        "executor": config.executors,
+        "canceller": config.cancellers,
+        "slasher": [config.slasher] if config.slasher else [],
+        "relayer": config.relayers,
+    }
+    for part, given in others.items():
+        if me in (Web3.to_checksum_address(a) for a in given):
+            problems.append(f"the deployer {me} is named {part}")
     if config.oracle_max_step_bps == 0:
         problems.append("the oracle's price step is unbounded (oracle_max_step_bps 0)")
     if problems:
@@ -191,8 +200,8 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
 
     Refused (`ConfigError`, before any transaction) on a chain that is not a local devnet unless the roles
     are spread over distinct accounts (`check_roles`). When it returns, the deployer holds no role on any
-    contract except those it was named for (on a local devnet, by default: feeder, proposer, executor,
-    guardian)."""
+    contract except, on a local devnet only, those it was named for or that default to it (feeder, proposer,
+    executor, canceller, guardian)."""
     me = deployer.address
     check_roles(config, me, client.chain_id)
     feeders = _addresses(config.feeders, me)
