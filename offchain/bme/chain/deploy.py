@@ -147,7 +147,8 @@ def check_roles(config: DeployConfig, deployer: str, chain_id: int) -> None:
     """Refuses, with every reason at once, a configuration that leaves one key in charge on a chain that is
     not a local devnet: the feeder, proposer and guardian must be given, no account may hold two of these
     parts, the deployer may hold no role at all, and the oracle's price step must be bounded. Every address
-    must be one, on any chain. (Executors may include the zero address: anyone may then execute a ready operation.)"""
+    must be one, on any chain. (Executors may include the zero address: anyone may then execute a ready
+    operation.)"""
     singles = [a for a in (config.guardian, config.slasher) if a]
     lists = (config.feeders, config.proposers, config.executors, config.cancellers, config.relayers)
     bad = sorted({a for a in (*singles, *(a for part in lists for a in part)) if not Web3.is_address(a)})
