@@ -191,6 +191,8 @@ def push_price(
         current, updated_at, current_confidence = oracle.functions.latestPrice().call()
         value = int(current) if price is None else price
         band = int(current_confidence) if confidence is None else confidence
+        if value <= 0:
+            raise ConfigError("the oracle has no price to push again: set one first (`bme devnet price USD`)")
         steps = bounded_steps(int(current), value, max_step_bps)
         now = mine(client)
         first = max(now - len(steps) + 1, int(updated_at) + 1)
