@@ -38,7 +38,7 @@ from bme.chain.client import ChainClient
 from bme.chain.deploy import DeployConfig, check_roles, deploy_protocol
 from bme.chain.devnet import devnet_keys
 from bme.cli.common import parse_amount
-from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.errors import ConfigError
 from bme.wallet.keystore import PASSWORD_ENV, load_account
 
@@ -98,6 +98,13 @@ def _mints(items: tuple[str, ...]) -> dict[str, int]:
     show_default=True,
     help="The most one price push may move the price.",
 )
+@click.option(
+    "--oracle-step-period",
+    type=int,
+    default=DEFAULT_STEP_PERIOD,
+    show_default=True,
+    help="Seconds a full price step needs: a rate bound (0: none).",
+)
 @click.option("--mint", "mints", multiple=True, metavar="ADDRESS=CMP", help="Genesis CMP; repeat.")
 @click.option("--epoch-length", type=int, default=24 * 3600, show_default=True, help="Seconds per epoch.")
 @click.option("--timelock-delay", type=int, default=2 * 24 * 3600, show_default=True)
@@ -115,6 +122,7 @@ def cli(
     slasher: str,
     oracle_max_age: int,
     oracle_max_step_bps: int,
+    oracle_step_period: int,
     mints: tuple[str, ...],
     epoch_length: int,
     timelock_delay: int,
@@ -140,6 +148,7 @@ def cli(
         slasher=slasher,
         oracle_max_age=oracle_max_age,
         oracle_max_step_bps=oracle_max_step_bps,
+        oracle_step_period=oracle_step_period,
         genesis=genesis,
     )
     try:

@@ -26,7 +26,7 @@ from bme.chain.deploy import LOCAL_CHAIN_IDS, Protocol, role
 from bme.chain.devnet import devnet_keys
 from bme.display import cmp as show_cmp
 from bme.display import eth as show_eth
-from bme.economics.oracle import bounded_steps
+from bme.economics.oracle import bounded_steps, step_within
 from bme.errors import BmeError, ChainError, ConfigError, ContractRevert
 
 #: Chain ids of local devnets (anvil and hardhat use 31337; ganache and geth's dev mode 1337): the
@@ -181,11 +181,13 @@ def push_price(
     A block is mined first, so the reading carries the clock's time rather than that of the last block, which
     may be minutes old on an idle devnet; a push racing another one from the same feeder (a stack's feeder
     and `bme devnet price`) is tried again. A move past the oracle's step bound (`maxStepBps`, 10 % by
-    default) is pushed as several bounded steps observed a second apart, the last one now (the clock moves
-    on by as many seconds as the steps need beyond the time since the last push).
+    default) is pushed as several bounded steps observed a step period (at least a second) apart, the last one
+    now (the clock moves on by as much as the steps need beyond the time since the last push).
     """
     client, oracle = protocol.client, protocol.oracle
     max_step_bps = int(oracle.functions.maxStepBps().call())
+    period = int(oracle.functions.stepPeriod().call())
+    spacing = max(period, 1)
     last: BmeError | None = None
     for _ in range(tries):
         current, updated_at, current_confidence = oracle.functions.latestPrice().call()
@@ -194,14 +196,17 @@ def push_price(
         if value <= 0:
             raise ConfigError("the oracle has no price to push again: set one first (`bme devnet price USD`)")
         steps = bounded_steps(int(current), value, max_step_bps)
+        span = (len(steps) - 1) * spacing
         now = mine(client)
-        first = max(now - len(steps) + 1, int(updated_at) + 1)
-        if first + len(steps) - 1 > now:  # pushes in this very second: observe the next ones
-            now = mine(client, first + len(steps) - 1)
+        first = max(now - span, int(updated_at) + 1)
+        if not step_within(int(current), steps[0], max_step_bps, first - int(updated_at), period):
+            first = int(updated_at) + spacing  # a full step: a whole step period after the last push
+        if first + span > now:  # too soon for the steps: the clock moves on to their time
+            now = mine(client, first + span)
         client.reset_nonce(feeder.address)  # another process may have used the feeder's nonce
         try:
             for i, step in enumerate(steps):
-                client.send(feeder, oracle.functions.pushPrice(step, band, first + i))
+                client.send(feeder, oracle.functions.pushPrice(step, band, first + i * spacing))
         except ContractRevert as exc:
             if exc.name != "ManualPriceOracleBadTimestamp":
                 raise

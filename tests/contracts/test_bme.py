@@ -644,7 +644,7 @@ def test_set_oracle_through_timelock_switches_the_price_source(
     protocol: Deployed, project: Any, chain: Any, gov: Governance
 ) -> None:
     other = project.ManualPriceOracle.deploy(
-        protocol.timelock, protocol.deployer, 30, 1000, sender=protocol.deployer
+        protocol.timelock, protocol.deployer, 30, 1000, 0, sender=protocol.deployer
     )
     tx = gov.execute(protocol.bme.setOracle, other)
     assert event_args(tx, protocol.bme.OracleUpdated) == [

@@ -57,9 +57,13 @@ def chainlink(project: Any, p: Deployed, decimals: int, **overrides: Any) -> tup
     return feed, adapter
 
 
-def manual_oracle(project: Any, p: Deployed, max_age: int = MAX_AGE, max_step_bps: int = MAX_STEP_BPS) -> Any:
+def manual_oracle(
+    project: Any, p: Deployed, max_age: int = MAX_AGE, max_step_bps: int = MAX_STEP_BPS, step_period: int = 0
+) -> Any:
     """A manual oracle fed by the deployer, governed by the timelock."""
-    return project.ManualPriceOracle.deploy(p.timelock, p.deployer, max_age, max_step_bps, sender=p.deployer)
+    return project.ManualPriceOracle.deploy(
+        p.timelock, p.deployer, max_age, max_step_bps, step_period, sender=p.deployer
+    )
 
 
 # ---------------------------------------------------------------- ManualPriceOracle
@@ -156,20 +160,27 @@ def test_manual_oracle_feeder_role_is_granted_and_revoked_by_governance(
 
 
 def test_manual_oracle_reports_its_bounds(protocol: Deployed, project: Any) -> None:
-    oracle = manual_oracle(project, protocol, max_age=45, max_step_bps=250)
-    assert (oracle.maxAge(), oracle.maxStepBps()) == (45, 250)
+    oracle = manual_oracle(project, protocol, max_age=45, max_step_bps=250, step_period=600)
+    assert (oracle.maxAge(), oracle.maxStepBps(), oracle.stepPeriod()) == (45, 250, 600)
     # The protocol's own oracle: 30 s, and no step bound (these tests' deployment, see tests/conftest.py).
-    assert (protocol.oracle.maxAge(), protocol.oracle.maxStepBps()) == (MAX_AGE, 0)
+    assert (protocol.oracle.maxAge(), protocol.oracle.maxStepBps(), protocol.oracle.stepPeriod()) == (
+        MAX_AGE,
+        0,
+        0,
+    )
 
 
-@pytest.mark.parametrize("bad", ["zero admin", "zero feeder", "zero max age", "max age past uint32", "step"])
+@pytest.mark.parametrize(
+    "bad", ["zero admin", "zero feeder", "zero max age", "max age past uint32", "step", "period past uint32"]
+)
 def test_manual_oracle_invalid_config_reverts(protocol: Deployed, project: Any, bad: str) -> None:
     args = {
-        "zero admin": (ZERO_ADDRESS, protocol.deployer, MAX_AGE, MAX_STEP_BPS),
-        "zero feeder": (protocol.timelock, ZERO_ADDRESS, MAX_AGE, MAX_STEP_BPS),
-        "zero max age": (protocol.timelock, protocol.deployer, 0, MAX_STEP_BPS),
-        "max age past uint32": (protocol.timelock, protocol.deployer, 2**32, MAX_STEP_BPS),
-        "step": (protocol.timelock, protocol.deployer, MAX_AGE, 1_000_001),
+        "zero admin": (ZERO_ADDRESS, protocol.deployer, MAX_AGE, MAX_STEP_BPS, 0),
+        "zero feeder": (protocol.timelock, ZERO_ADDRESS, MAX_AGE, MAX_STEP_BPS, 0),
+        "zero max age": (protocol.timelock, protocol.deployer, 0, MAX_STEP_BPS, 0),
+        "max age past uint32": (protocol.timelock, protocol.deployer, 2**32, MAX_STEP_BPS, 0),
+        "step": (protocol.timelock, protocol.deployer, MAX_AGE, 1_000_001, 0),
+        "period past uint32": (protocol.timelock, protocol.deployer, MAX_AGE, MAX_STEP_BPS, 2**32),
     }[bad]
     with reverts(project.ManualPriceOracle.ManualPriceOracleInvalidConfig):
         project.ManualPriceOracle.deploy(*args, sender=protocol.deployer)
@@ -201,7 +212,7 @@ def test_manual_oracle_push_past_the_step_bound_reverts(
     # or redeem CMP dear. The push is refused and the last price stands.
     oracle, t0 = bounded_oracle(project, protocol, chain, CMP)
     ts = advance(chain, 1)
-    with reverts(oracle.ManualPriceOracleStepTooLarge, price=price, lastPrice=CMP, maxStepBps=MAX_STEP_BPS):
+    with reverts(oracle.ManualPriceOracleStepTooLarge, price=price, lastPrice=CMP, allowedBps=MAX_STEP_BPS):
         oracle.pushPrice(price, 0, ts, sender=protocol.deployer)
     assert oracle.latestPrice() == (CMP, t0, 0)
 
@@ -222,6 +233,48 @@ def test_manual_oracle_crash_succeeds_without_a_step_bound_and_takes_steps_with_
         oracle.pushPrice(price, 0, advance(chain, 1), sender=protocol.deployer)
         pushes += 1
     assert pushes == 44 and oracle.latestPrice()[0] == CMP // 100
+
+
+def test_manual_oracle_with_a_step_period_bounds_the_rate_of_moves(
+    protocol: Deployed, project: Any, chain: Any
+) -> None:
+    # 10 % per 60 s: a push 6 s after the last one may move the price 1 %, one a minute or more later 10 %.
+    oracle = manual_oracle(project, protocol, step_period=60)
+    t0 = advance(chain, 1)
+    oracle.pushPrice(CMP, 0, t0, sender=protocol.deployer)
+    next_tx_at(chain, t0 + 6)
+    with reverts(
+        oracle.ManualPriceOracleStepTooLarge, price=CMP * 101 // 100 + 1, lastPrice=CMP, allowedBps=100
+    ):
+        oracle.pushPrice(CMP * 101 // 100 + 1, 0, t0 + 6, sender=protocol.deployer)
+    oracle.pushPrice(CMP * 101 // 100, 0, t0 + 6, sender=protocol.deployer)
+    next_tx_at(chain, t0 + 600)
+    oracle.pushPrice(CMP * 101 // 100 * 11 // 10, 0, t0 + 600, sender=protocol.deployer)  # a full step
+    assert oracle.latestPrice()[0] == CMP * 101 // 100 * 11 // 10
+
+
+def test_manual_oracle_rapid_walk_succeeds_per_push_and_fails_with_a_step_period(
+    protocol: Deployed, project: Any, chain: Any
+) -> None:
+    """The attack on a per-push bound alone: a feeder walks the price down 10 % a second (observation times a
+    second apart, even backdated into one block after a silence), 99 % in 44 s. With a step period of 60 s the
+    first such step is already refused: in one second the price may move a sixtieth of a step."""
+    walk = bounded_oracle(project, protocol, chain, CMP)[0]
+    timed = manual_oracle(project, protocol, step_period=60)
+    t0 = advance(chain, 1)
+    timed.pushPrice(CMP, 0, t0, sender=protocol.deployer)
+    start = advance(chain, 1)
+    price = CMP
+    for i in range(44):
+        price -= price * MAX_STEP_BPS // 10_000
+        walk.pushPrice(price, 0, start + i, sender=protocol.deployer)
+        advance(chain, 1)
+    assert walk.latestPrice()[0] < CMP // 100
+    step = CMP - CMP * MAX_STEP_BPS // 10_000
+    with reverts(
+        timed.ManualPriceOracleStepTooLarge, price=step, lastPrice=CMP, allowedBps=MAX_STEP_BPS // 60
+    ):
+        timed.pushPrice(step, 0, t0 + 1, sender=protocol.deployer)
 
 
 # ---------------------------------------------------------------- ChainlinkPriceOracle

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bme.economics.model import ModelRevert, Oracle, ProtocolModel
-from bme.economics.oracle import DEFAULT_MAX_STEP_BPS, bounded_steps, step_within
+from bme.economics.oracle import DEFAULT_MAX_STEP_BPS, allowed_step_bps, bounded_steps, step_within
 
 pytestmark = pytest.mark.pure
 
@@ -60,3 +60,18 @@ def test_the_model_refuses_a_push_past_the_bound_and_keeps_the_last_reading() ->
     for i, price in enumerate(bounded_steps(CMP, CMP // 2, DEFAULT_MAX_STEP_BPS)):
         model.push_price(price, 0, 91 + i)
     assert model.oracle.price == CMP // 2
+
+
+def test_with_a_step_period_the_model_scales_the_step_by_the_time_since_the_last_push() -> None:
+    assert step_within(CMP, CMP * 101 // 100, DEFAULT_MAX_STEP_BPS, 6, 60)
+    assert not step_within(CMP, CMP * 101 // 100 + 1, DEFAULT_MAX_STEP_BPS, 6, 60)
+    assert step_within(CMP, 11 * CMP // 10, DEFAULT_MAX_STEP_BPS, 600, 60)  # a full step at most
+    assert not step_within(CMP, 11 * CMP // 10 + 1, DEFAULT_MAX_STEP_BPS, 600, 60)
+    assert allowed_step_bps(DEFAULT_MAX_STEP_BPS, 6, 60) == 100
+    model = ProtocolModel(now=1_000, window_start=0, oracle=Oracle(step_period=60))
+    model.push_price(CMP, 0, 900)
+    with pytest.raises(ModelRevert) as refused:
+        model.push_price(9 * CMP // 10, 0, 901)
+    assert refused.value.args == ("ManualPriceOracleStepTooLarge", 9 * CMP // 10, CMP, 16)
+    model.push_price(9 * CMP // 10, 0, 960)
+    assert model.oracle.price == 9 * CMP // 10

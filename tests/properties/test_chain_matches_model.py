@@ -26,7 +26,11 @@ class ChainVersusModel(ChainModelMachine):
             window_start=self.p.window_start,
             epoch_genesis=self.p.escrow.epochGenesis(),
             epoch_length=self.p.escrow.epochLength(),
-            oracle=Oracle(max_age=self.p.oracle.maxAge(), max_step_bps=self.p.oracle.maxStepBps()),
+            oracle=Oracle(
+                max_age=self.p.oracle.maxAge(),
+                max_step_bps=self.p.oracle.maxStepBps(),
+                step_period=self.p.oracle.stepPeriod(),
+            ),
         )
         self.model.models[1] = (100_000, 200_000, True)
         for u in self.p.users:

@@ -37,7 +37,11 @@ class OperatorsVersusModel(ChainModelMachine):
             window_start=p.window_start,
             epoch_genesis=p.escrow.epochGenesis(),
             epoch_length=p.escrow.epochLength(),
-            oracle=Oracle(max_age=self.p.oracle.maxAge(), max_step_bps=self.p.oracle.maxStepBps()),
+            oracle=Oracle(
+                max_age=self.p.oracle.maxAge(),
+                max_step_bps=self.p.oracle.maxStepBps(),
+                step_period=self.p.oracle.stepPeriod(),
+            ),
             mint_limit=p.bme.mintLimitPerWindow(),
         )
         self.model.models[1] = (100_000, 200_000, True)

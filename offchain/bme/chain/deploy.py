@@ -21,7 +21,7 @@ from web3.contract import Contract
 
 from bme.chain.client import ChainClient
 from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
-from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.economics.params import Parameters
 from bme.errors import ConfigError
 
@@ -70,6 +70,9 @@ class DeployConfig:
     slasher: str = ""  # the operator registry's slasher; defaults to the timelock
     oracle_max_age: int = DEFAULT_MAX_AGE  # seconds a pushed price stays usable
     oracle_max_step_bps: int = DEFAULT_MAX_STEP_BPS  # the most one push moves the price; 0: no bound (devnet)
+    oracle_step_period: int = (
+        DEFAULT_STEP_PERIOD  # seconds a full step needs; 0: every push (a rate bound off)
+    )
     emission_segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
     emission_hard_cap: int = DEFAULT_HARD_CAP
     min_stake: int | None = None  # None: the registry's default (1,000 CMP)
@@ -216,7 +219,13 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, proposers, executors, me)
     gov = timelock.address
     oracle = client.deploy(
-        deployer, "ManualPriceOracle", me, feeders[0], config.oracle_max_age, config.oracle_max_step_bps
+        deployer,
+        "ManualPriceOracle",
+        me,
+        feeders[0],
+        config.oracle_max_age,
+        config.oracle_max_step_bps,
+        config.oracle_step_period,
     )
     token = client.deploy(deployer, "ComputeToken", me)
     credit = client.deploy(deployer, "ComputeCredit", me)

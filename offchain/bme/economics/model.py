@@ -11,7 +11,14 @@ from dataclasses import dataclass, field, replace
 
 from bme.economics import math as m
 from bme.economics.jobs import JobStatus, job_id_for
-from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, is_fresh, step_within
+from bme.economics.oracle import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_STEP_BPS,
+    DEFAULT_STEP_PERIOD,
+    allowed_step_bps,
+    is_fresh,
+    step_within,
+)
 from bme.economics.params import (
     DEFAULT_MAX_JOB_DURATION,
     MAX_JOB_CREDITS,
@@ -61,6 +68,7 @@ class Oracle:
     updated_at: int = 0
     max_age: int = DEFAULT_MAX_AGE
     max_step_bps: int = DEFAULT_MAX_STEP_BPS
+    step_period: int = DEFAULT_STEP_PERIOD
 
 
 @dataclass
@@ -156,8 +164,10 @@ class ProtocolModel:
         if updated_at <= self.oracle.updated_at or updated_at > self.now:
             raise ModelRevert("ManualPriceOracleBadTimestamp", updated_at, self.oracle.updated_at)
         o = self.oracle
-        if not step_within(o.price, price, o.max_step_bps):
-            raise ModelRevert("ManualPriceOracleStepTooLarge", price, o.price, o.max_step_bps)
+        elapsed = updated_at - o.updated_at
+        if not step_within(o.price, price, o.max_step_bps, elapsed, o.step_period):
+            allowed = allowed_step_bps(o.max_step_bps, elapsed, o.step_period)
+            raise ModelRevert("ManualPriceOracleStepTooLarge", price, o.price, allowed)
         self.oracle = replace(o, price=price, confidence=confidence, updated_at=updated_at)
 
     def sync_status(self) -> Status:

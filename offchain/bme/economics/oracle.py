@@ -9,6 +9,8 @@ DEFAULT_MAX_AGE = 30
 DEFAULT_MAX_STEP_BPS = 1000
 #: The widest step bound the manual oracle accepts (`ManualPriceOracle.MAX_STEP_BPS`): a hundredfold move.
 MAX_STEP_BPS = 1_000_000
+#: Seconds of observation time a full step needs; 0: every push may make a full step (as deployed by default).
+DEFAULT_STEP_PERIOD = 0
 BPS = 10_000
 
 
@@ -19,18 +21,32 @@ def is_fresh(updated_at: int, now: int, max_age: int) -> bool:
     return updated_at != 0 and updated_at <= now and now - updated_at <= max_age
 
 
-def step_within(last: int, price: int, max_step_bps: int) -> bool:
-    """Whether a push of `price` after the last price `last` is within the manual oracle's step bound, as
-    `ManualPriceOracle.pushPrice` judges it: the first price (`last` zero) is free; a zero bound is none."""
+def _share(elapsed: int, period: int) -> tuple[int, int]:
+    """The share of a full step a push `elapsed` seconds after the last one may make, as a fraction."""
+    return (1, 1) if period == 0 else (min(elapsed, period), period)
+
+
+def step_within(last: int, price: int, max_step_bps: int, elapsed: int = 0, period: int = 0) -> bool:
+    """Whether a push of `price`, observed `elapsed` seconds after the last price `last`, is within the manual
+    oracle's step bound, as `ManualPriceOracle.pushPrice` judges it: the first price (`last` zero) is free, a
+    zero bound is none, and with a step `period` a push may make `elapsed / period` of a full step."""
     if max_step_bps == 0 or last == 0:
         return True
-    return abs(price - last) * BPS <= last * max_step_bps
+    share, whole = _share(elapsed, period)
+    return abs(price - last) * BPS * whole <= last * max_step_bps * share
+
+
+def allowed_step_bps(max_step_bps: int, elapsed: int, period: int) -> int:
+    """The bound a push `elapsed` seconds after the last one is held to (the step error's `allowedBps`)."""
+    share, whole = _share(elapsed, period)
+    return max_step_bps * share // whole
 
 
 def bounded_steps(last: int, target: int, max_step_bps: int) -> list[int]:
-    """The prices a feeder pushes, in order, to take the oracle from `last` to `target` in steps the oracle
-    accepts: each the largest move allowed toward `target`, the last one `target` itself. One push when the
-    move is within the bound (or there is no bound, or no price yet)."""
+    """The prices a feeder pushes, in order, to take the oracle from `last` to `target` in full steps the
+    oracle accepts (pushed at least a step period apart): each the largest move allowed toward `target`, the
+    last one `target` itself. One push when the move is within the bound (or there is no bound, or no price
+    yet)."""
     if target <= 0:
         raise ValueError("a price must be positive")
     steps: list[int] = []

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from bme.economics.emission import Schedule
-from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.economics.params import Parameters
 from bme.scenario.actions import Action
 from bme.scenario.spec import Scenario
@@ -32,6 +32,7 @@ class ProtocolConfig:
     treasury_supply: int
     oracle_max_age: int = DEFAULT_MAX_AGE  # the manual oracle's settings
     oracle_max_step_bps: int = DEFAULT_MAX_STEP_BPS
+    oracle_step_period: int = DEFAULT_STEP_PERIOD
 
     @classmethod
     def of(cls, s: Scenario) -> ProtocolConfig:
@@ -50,6 +51,7 @@ class ProtocolConfig:
             treasury_supply=supply,
             oracle_max_age=p.oracle_max_age,
             oracle_max_step_bps=p.oracle_max_step_bps,
+            oracle_step_period=p.oracle_step_period,
         )
 
 

@@ -141,6 +141,7 @@ class ChainBackend(Backend):
                 max_job_duration=config.max_job_duration,
                 oracle_max_age=config.oracle_max_age,
                 oracle_max_step_bps=config.oracle_max_step_bps,
+                oracle_step_period=config.oracle_step_period,
             ),
         )
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 from bme.economics import math as m
 from bme.economics.jobs import job_id_for
 from bme.economics.model import Settlement
-from bme.economics.oracle import bounded_steps, is_fresh
+from bme.economics.oracle import bounded_steps, is_fresh, step_within
 from bme.economics.params import MAX_JOB_CREDITS, Parameters
 from bme.errors import BmeError
 from bme.scenario import actions as a
@@ -106,6 +106,7 @@ class Driver:
         self.params = s.protocol.parameters()
         self.oracle_max_age = s.protocol.oracle_max_age
         self.oracle_max_step_bps = s.protocol.oracle_max_step_bps
+        self.oracle_step_period = s.protocol.oracle_step_period
         self.timeline = backend.timeline
         self.model_prices = s.model_prices()
         self.all_models = frozenset(self.model_prices)
@@ -191,17 +192,23 @@ class Driver:
 
     def _pushes(self, last: OracleReading, reading: OracleReading, now: int) -> list[a.Action]:
         """The feeder's pushes that take the oracle from its `last` reading to `reading` at `now`: one, or,
-        for a move past the oracle's step bound, several bounded steps observed in the seconds up to `now`."""
-        steps = bounded_steps(last.price, reading.price, self.oracle_max_step_bps)
-        first = now - len(steps) + 1
-        if first <= last.updated_at:
-            raise ScenarioError(
-                f"the price moves from {last.price} to {reading.price} in {len(steps)} steps of at most "
-                f"{self.oracle_max_step_bps} bps, more than the {now - last.updated_at} s since the last "
-                "push allow (one push per second): raise protocol.oracle_max_step_bps"
-            )
+        for a move past the oracle's step bound, several bounded steps observed a step period (at least a
+        second) apart, the last one at `now`."""
+        bps, period = self.oracle_max_step_bps, self.oracle_step_period
+        steps = bounded_steps(last.price, reading.price, bps)
+        spacing = max(period, 1)
+        times = [now - (len(steps) - 1 - i) * spacing for i in range(len(steps))]
+        previous, at = last.price, last.updated_at
+        for price, t in zip(steps, times, strict=True):
+            if t <= at or not step_within(previous, price, bps, t - at, period):
+                raise ScenarioError(
+                    f"the price moves from {last.price} to {reading.price} in {len(steps)} steps of at most "
+                    f"{bps} bps, {spacing} s apart, more than the {now - last.updated_at} s since the last "
+                    "push allow: raise protocol.oracle_max_step_bps or lower protocol.oracle_step_period"
+                )
+            previous, at = price, t
         feeder = self.accounts.feeder.address
-        return [a.PushPrice(feeder, price, reading.confidence, first + i) for i, price in enumerate(steps)]
+        return [a.PushPrice(feeder, p, reading.confidence, t) for p, t in zip(steps, times, strict=True)]
 
     def _activity(self, k: int, now: int, tally: _Tally) -> None:
         """The epoch's first block: the price push and the status, expiries, late registrations, redemptions,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, Strict, ValidationInfo, field_validator, model_validator
 
 from bme.economics.emission import DEFAULT_HARD_CAP, InvalidSchedule, Schedule, Segment
-from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, MAX_STEP_BPS
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD, MAX_STEP_BPS
 from bme.economics.params import Parameters
 from bme.economics.registry import DEFAULT_MIN_STAKE, MAX_MODELS
 from bme.scenario.fieldtypes import (
@@ -326,10 +326,11 @@ class NetEmissionsSpec(Model):
 class ProtocolSpec(Model):
     """Every protocol parameter; defaults are the contracts' (see `contracts/libraries/BmeParameters.sol`).
 
-    `oracle_max_age` and `oracle_max_step_bps` are the manual oracle's settings (its constructor's), not the
-    BME core's: how long a pushed price stays usable, and how far one push may move it (0: no bound). A price
-    path that moves further in one epoch is pushed as several bounded steps in the epoch's first block, as a
-    bounded feeder walks the price to the market."""
+    `oracle_max_age`, `oracle_max_step_bps` and `oracle_step_period` are the manual oracle's settings (its
+    constructor's), not the BME core's: how long a pushed price stays usable, how far one push may move it (0:
+    no bound), and the time a full step needs (0: none). A price path that moves further in one epoch is
+    pushed as several bounded steps, a step period (at least a second) apart, as a bounded feeder walks the
+    price to the market."""
 
     mint_spread_bps: Bps = 25
     settle_spread_bps: Bps = 0
@@ -340,6 +341,7 @@ class ProtocolSpec(Model):
     confidence_multiplier: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
     oracle_max_age: Duration = DEFAULT_MAX_AGE
     oracle_max_step_bps: Annotated[int, Strict(), Field(ge=0, le=MAX_STEP_BPS)] = DEFAULT_MAX_STEP_BPS
+    oracle_step_period: Duration = DEFAULT_STEP_PERIOD
     mint_window: Duration = 86_400
     min_mint_credits: Dollars = Decimal(10)
     mint_limit: MintLimit = "auto"
@@ -358,6 +360,7 @@ class ProtocolSpec(Model):
             (p.cr_halt_bps < p.cr_warn_bps, "cr_halt_bps must be below cr_warn_bps"),
             (p.cr_hysteresis_bps <= 2_000, "cr_hysteresis_bps must be at most 2000"),
             (0 < self.oracle_max_age <= UINT32_MAX, "oracle_max_age must be 1 s to 2^32 - 1 s"),
+            (0 <= self.oracle_step_period <= UINT32_MAX, "oracle_step_period must be 0 s to 2^32 - 1 s"),
             (0 < p.mint_window <= UINT32_MAX, "mint_window must be 1 s to 2^32 - 1 s"),
             (0 < p.min_mint_credits < 2**64, "min_mint_credits must be positive and fit 64 bits"),
         ]
