@@ -157,6 +157,7 @@ def test_distinct_roles_deploy_and_the_deployer_keeps_no_role(
     # The oracle as deployed: 30 s freshness, 10 % per push; no price until the feeder pushes one.
     assert p.oracle.functions.maxAge().call() == 30
     assert p.oracle.functions.maxStepBps().call() == 1000
+    assert p.oracle.functions.stepPeriod().call() == 0  # the rate bound is a deployment's choice
     assert p.oracle.functions.latestPrice().call()[0] == 0
 
 
