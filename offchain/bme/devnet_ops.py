@@ -21,17 +21,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from bme.chain import deploy
 from bme.chain.client import ChainClient, Sent
-from bme.chain.deploy import Protocol, role
+from bme.chain.deploy import DEVNET_CHAIN_IDS, Protocol, role
 from bme.chain.devnet import devnet_keys
 from bme.display import cmp as show_cmp
 from bme.display import eth as show_eth
 from bme.economics.oracle import bounded_steps, step_within
 from bme.errors import BmeError, ChainError, ConfigError, ContractRevert
 
-#: Chain ids of local devnets (anvil and hardhat use 31337; ganache and geth's dev mode 1337).
-DEVNET_CHAIN_IDS = deploy.DEVNET_CHAIN_IDS
 #: The devnet account that holds the CMP reserve `fund` hands out.
 FAUCET_INDEX = 9
 #: CMP minted to the faucet by a devnet deployment.

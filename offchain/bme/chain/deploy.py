@@ -26,7 +26,7 @@ from bme.economics.params import Parameters
 from bme.errors import ConfigError
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
-#: Chain ids of local devnets: anvil and hardhat (31337), ganache, geth's dev mode and Ape's test chain (1337).
+#: Chain ids of local devnets: anvil and hardhat (31337); ganache, geth's dev mode, Ape's test chain (1337).
 DEVNET_CHAIN_IDS = (31337, 1337)
 #: Where one key may hold every role: the devnets and eth-tester's in-process chain (`--chain inprocess`).
 LOCAL_CHAIN_IDS = (*DEVNET_CHAIN_IDS, 131277322940537)
