@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 
 from bme.economics.emission import EmissionModel, Schedule, reward_down
-from bme.economics.model import ProtocolModel, Settlement
+from bme.economics.model import Oracle, ProtocolModel, Settlement
 from bme.economics.registry import RegistryModel
 from tests.conftest import CMP, GENESIS, Deployed
 from tests.contracts.helpers import Governance
@@ -38,6 +38,11 @@ class OperatorsVersusModel(ChainModelMachine):
             window_start=p.window_start,
             epoch_genesis=p.escrow.epochGenesis(),
             epoch_length=p.escrow.epochLength(),
+            oracle=Oracle(
+                max_age=self.p.oracle.maxAge(),
+                max_step_bps=self.p.oracle.maxStepBps(),
+                step_period=self.p.oracle.stepPeriod(),
+            ),
             mint_limit=p.bme.mintLimitPerWindow(),
         )
         self.model.models[1] = (100_000, 200_000, True)

@@ -129,6 +129,8 @@ def random_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "cr_hysteresis_bps": draw(st.sampled_from([0, 100, 500])),
             "confidence_multiplier": draw(st.sampled_from([0, 2, 5])),
             "oracle_max_age": draw(st.sampled_from([1, 30, 2 * length])),
+            "oracle_max_step_bps": draw(st.sampled_from([0, 1_000, 5_000])),
+            "oracle_step_period": draw(st.sampled_from([0, 1])),
             "mint_window": draw(st.sampled_from(["1h", "1d"])),
             "min_mint_credits": draw(st.sampled_from([0.5, 10, 40])),
             "mint_limit": draw(st.sampled_from([3, 60, 100_000])),

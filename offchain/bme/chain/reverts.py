@@ -95,8 +95,26 @@ MESSAGES: dict[str, str] = {
         "the price's timestamp {0:time} must follow the last one ({1:time}) and not be in the future"
     ),
     "ManualPriceOracleOverflow": "the price or its confidence is too large for the oracle's storage",
+    "ManualPriceOracleStepTooLarge": (
+        "the price {0:usd} is too far from the last one, {1:usd}: one push may move it at most {2} bps "
+        "(push several steps)"
+    ),
+    "ManualPriceOracleInvalidConfig": (
+        "the manual oracle's configuration is invalid: it needs an admin, a feeder, a maximum age of 1 s to "
+        "2^32 - 1 s and a step bound of at most 1,000,000 bps"
+    ),
     "ChainlinkPriceOracleNonPositive": "the price feed's answer {0} is not positive",
     "ChainlinkPriceOracleStale": "the price feed is stale (last update {0:ago}, limit {1:s})",
+    "ChainlinkPriceOracleOutOfBounds": (
+        "the price feed's answer {0} is outside the accepted range {1} to {2} (at the feed's decimals)"
+    ),
+    "ChainlinkPriceOracleIncompleteRound": (
+        "the price feed's round {0} is incomplete: its answer is from round {1}"
+    ),
+    "ChainlinkPriceOracleSequencerDown": "the L2 sequencer is down: no price is trusted until it is back",
+    "ChainlinkPriceOracleGracePeriod": (
+        "the L2 sequencer is back since {0:time}: prices are refused for {1:s} after that"
+    ),
     "ChainlinkPriceOracleInvalidConfig": "the price feed adapter's configuration is invalid",
     # OpenZeppelin: ERC-20, permit, signatures, roles, pause, timelock, arithmetic
     "ERC20InsufficientBalance": "{0} holds {1:token}, fewer than the {2:token} needed",

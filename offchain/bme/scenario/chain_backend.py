@@ -131,7 +131,7 @@ class ChainBackend(Backend):
                 models=[PriceBookEntry(i, name, pin, pout) for i, name, pin, pout in config.models],
                 genesis={accounts.treasury.address: config.treasury_supply},
                 relayers=[accounts.relayer.address],
-                feeder=accounts.feeder.address,
+                feeders=[accounts.feeder.address],
                 emission_segments=schedule.segments,
                 emission_hard_cap=schedule.hard_cap,
                 min_stake=config.min_stake,
@@ -139,6 +139,9 @@ class ChainBackend(Backend):
                 seed_tokens=config.seed_tokens,
                 mint_limit=config.mint_limit,
                 max_job_duration=config.max_job_duration,
+                oracle_max_age=config.oracle_max_age,
+                oracle_max_step_bps=config.oracle_max_step_bps,
+                oracle_step_period=config.oracle_step_period,
             ),
         )
 

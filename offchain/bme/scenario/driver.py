@@ -21,7 +21,7 @@ from bme.economics import math as m
 from bme.economics.emission import DEFAULT_CLAIM_DELAY_EPOCHS
 from bme.economics.jobs import job_id_for
 from bme.economics.model import Settlement
-from bme.economics.oracle import is_fresh
+from bme.economics.oracle import bounded_steps, is_fresh, step_within
 from bme.economics.params import MAX_JOB_CREDITS, Parameters
 from bme.errors import BmeError
 from bme.scenario import actions as a
@@ -101,10 +101,10 @@ class _Tally:
         self.failed += outcomes.count(False)
 
 
-def usable_price(r: OracleReading, now: int, p: Parameters) -> tuple[int, int] | None:
+def usable_price(r: OracleReading, now: int, p: Parameters, max_age: int) -> tuple[int, int] | None:
     """What a wallet's quote sees: the reading's price and confidence, or None when the BME core would refuse
-    it (no price, stale or from the future, too uncertain)."""
-    if r.price == 0 or not is_fresh(r.updated_at, now, p.oracle_max_age):
+    it (no price, stale under the oracle's `max_age` or from the future, too uncertain)."""
+    if r.price == 0 or not is_fresh(r.updated_at, now, max_age):
         return None
     if not m.confidence_within(r.price, r.confidence, p.oracle_max_confidence_bps):
         return None
@@ -119,6 +119,9 @@ class Driver:
     ) -> None:
         self.s, self.backend, self.accounts, self.path, self.demand = s, backend, accounts, path, demand
         self.params = s.protocol.parameters()
+        self.oracle_max_age = s.protocol.oracle_max_age
+        self.oracle_max_step_bps = s.protocol.oracle_max_step_bps
+        self.oracle_step_period = s.protocol.oracle_step_period
         self.timeline = backend.timeline
         self.model_prices = s.model_prices()
         self.all_models = frozenset(self.model_prices)
@@ -208,6 +211,26 @@ class Driver:
         self.previous = state
         return record
 
+    def _pushes(self, last: OracleReading, reading: OracleReading, now: int) -> list[a.Action]:
+        """The feeder's pushes that take the oracle from its `last` reading to `reading` at `now`: one, or,
+        for a move past the oracle's step bound, several bounded steps observed a step period (at least a
+        second) apart, the last one at `now`."""
+        bps, period = self.oracle_max_step_bps, self.oracle_step_period
+        steps = bounded_steps(last.price, reading.price, bps)
+        spacing = max(period, 1)
+        times = [now - (len(steps) - 1 - i) * spacing for i in range(len(steps))]
+        previous, at = last.price, last.updated_at
+        for price, t in zip(steps, times, strict=True):
+            if t <= at or not step_within(previous, price, bps, t - at, period):
+                raise ScenarioError(
+                    f"the price moves from {last.price} to {reading.price} in {len(steps)} steps of at most "
+                    f"{bps} bps, {spacing} s apart, more than the {now - last.updated_at} s since the last "
+                    "push allow: raise protocol.oracle_max_step_bps or lower protocol.oracle_step_period"
+                )
+            previous, at = price, t
+        feeder = self.accounts.feeder.address
+        return [a.PushPrice(feeder, p, reading.confidence, t) for p, t in zip(steps, times, strict=True)]
+
     def _activity(self, k: int, now: int, tally: _Tally) -> None:
         """The epoch's first block: the price push and the status, expiries, late registrations, redemptions,
         claims, then the users' jobs. Wallets decide on what they read before the block."""
@@ -223,11 +246,12 @@ class Driver:
         )
         pushed = self.path.pushed[k]
         reading = OracleReading(self.path.market[k], self.path.confidence[k], now) if pushed else view.oracle
-        quote = usable_price(reading, now, self.params)
+        quote = usable_price(reading, now, self.params, self.oracle_max_age)
 
         acts: list[a.Action] = []
         if pushed:
-            acts.append(a.PushPrice(feeder, reading.price, reading.confidence, now))
+            acts += self._pushes(view.oracle, reading, now)
+        pushes = len(acts)
         acts.append(a.SyncStatus(feeder))
         expiring = [j for j in self.open_jobs.values() if j.deadline < now]
         acts += [a.Expire(relayer, j.job_id) for j in expiring]
@@ -255,7 +279,7 @@ class Driver:
 
         outcomes = self.backend.execute(now, acts)
         tally.count(outcomes)
-        rest = outcomes[2 if pushed else 1 :]
+        rest = outcomes[pushes + 1 :]
         for job, ok in zip(expiring, rest, strict=False):
             if ok:
                 del self.open_jobs[job.job_id]
