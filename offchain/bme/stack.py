@@ -237,7 +237,7 @@ class LocalStack:
                 relayers=[self.relayer_account.address],
                 genesis=genesis,
                 models=list(self.config.models),
-                feeder=self.feeder.address,
+                feeders=[self.feeder.address],
                 min_job_duration=self.config.min_job_duration,
             ),
         )
