@@ -6,19 +6,8 @@ from typing import Any
 
 import pytest
 
-from bme.chain.deploy import SMOLLM2
-from tests.conftest import CMP, OPERATOR_ENDPOINT, OPERATOR_STAKE, Deployed
+from tests.conftest import CMP, Deployed
 from tests.contracts.helpers import Governance, push
-
-
-@pytest.fixture(scope="module")
-def protocol(protocol: Deployed) -> Deployed:
-    """The shared deployment, its three operators registered with their genesis CMP as stake, serving the
-    listed model: the escrow settles only to active operators that list the job's model."""
-    for o in protocol.operators:
-        protocol.token.approve(protocol.registry.address, OPERATOR_STAKE, sender=o)
-        protocol.registry.register(OPERATOR_STAKE, OPERATOR_ENDPOINT, [SMOLLM2.model_id], sender=o)
-    return protocol
 
 
 @pytest.fixture

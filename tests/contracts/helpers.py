@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from bme.chain.deploy import SMOLLM2
 from bme.chain.signing import permit_typed_data
-from tests.conftest import Deployed
+from tests.conftest import OPERATOR_ENDPOINT, OPERATOR_STAKE, Deployed
 
 #: The job escrow's job states (IJobEscrow.JobStatus).
 JOB_NONE, JOB_OPEN, JOB_SETTLED, JOB_EXPIRED = 0, 1, 2, 3
@@ -280,3 +280,13 @@ def earn(p: Deployed, chain: Any, operator: Any, payer: Any, tokens: int, charge
         [settlement(job_id, operator, 0, output_tokens_for(charge), result_hash(n))], sender=p.relayer
     )
     return job_id
+
+
+def with_active_operators(protocol: Deployed) -> Deployed:
+    """The deployment with its three operators registered, their genesis CMP as stake, serving the listed
+    model: the escrow settles only to active operators that list the job's model. For the modules that settle
+    jobs (as a module-scoped `protocol` override); the registry and emission tests keep an empty registry."""
+    for o in protocol.operators:
+        protocol.token.approve(protocol.registry.address, OPERATOR_STAKE, sender=o)
+        protocol.registry.register(OPERATOR_STAKE, OPERATOR_ENDPOINT, [SMOLLM2.model_id], sender=o)
+    return protocol

@@ -27,6 +27,7 @@ from tests.contracts.helpers import (
     reverts,
     spec_hash,
     terms,
+    with_active_operators,
 )
 
 #: After 1000 CMP are burned at $1 (997.5 CRD outstanding), the price at which the collateral ratio is exactly
@@ -44,6 +45,12 @@ DEFAULTS = {
     "mintWindow": 86_400,
     "minMintCredits": 10 * CRD,
 }
+
+
+@pytest.fixture(scope="module")
+def protocol(protocol: Deployed) -> Deployed:
+    """The shared deployment with its operators active (`with_active_operators`)."""
+    return with_active_operators(protocol)
 
 
 def params(**overrides: int) -> tuple[int, ...]:

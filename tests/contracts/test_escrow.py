@@ -35,9 +35,16 @@ from tests.contracts.helpers import (
     sign_permit,
     spec_hash,
     terms,
+    with_active_operators,
 )
 
 UINT40_MAX = 2**40 - 1
+
+
+@pytest.fixture(scope="module")
+def protocol(protocol: Deployed) -> Deployed:
+    """The shared deployment with its operators active (`with_active_operators`)."""
+    return with_active_operators(protocol)
 
 
 def open_by_burn(

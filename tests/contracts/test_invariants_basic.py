@@ -19,10 +19,17 @@ from tests.contracts.helpers import (
     settlement,
     spec_hash,
     terms,
+    with_active_operators,
 )
 
 # Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
 pytestmark = pytest.mark.inprocess
+
+
+@pytest.fixture(scope="module")
+def protocol(protocol: Deployed) -> Deployed:
+    """The shared deployment with its operators active (`with_active_operators`)."""
+    return with_active_operators(protocol)
 
 
 def all_events(event: Any, chain: Any) -> list[dict[str, Any]]:

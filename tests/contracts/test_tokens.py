@@ -62,11 +62,12 @@ def test_token_mint_by_account_without_minter_role_reverts(protocol: Deployed, c
 def test_token_mint_by_minter_granted_through_governance(protocol: Deployed, gov: Governance) -> None:
     token, minter, recipient = protocol.token, protocol.users[3], protocol.operators[0]
     gov.execute(token.grantRole, token.MINTER_ROLE(), minter)
+    before = token.balanceOf(recipient)  # the operator's genesis stake-to-be
     tx = token.mint(recipient, 5 * CMP, sender=minter)
     assert event_args(tx, token.Transfer) == [
         normalised(**{"from": ZERO_ADDRESS, "to": recipient, "value": 5 * CMP})
     ]
-    assert token.balanceOf(recipient) == 5 * CMP
+    assert token.balanceOf(recipient) == before + 5 * CMP
     assert token.totalSupply() == SUPPLY + 5 * CMP
 
 
