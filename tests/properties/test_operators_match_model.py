@@ -38,6 +38,7 @@ class OperatorsVersusModel(ChainModelMachine):
             epoch_genesis=p.escrow.epochGenesis(),
             epoch_length=p.escrow.epochLength(),
             mint_limit=p.bme.mintLimitPerWindow(),
+            emission_limit=p.bme.emissionLimitPerWindow(),
         )
         self.model.models[1] = (100_000, 200_000, True)
         self.registry = RegistryModel(p.registry.address, unbonding_delay=UNBONDING_DELAY)

@@ -37,6 +37,7 @@ class ModelBackend(Backend):
             params=config.parameters,
             seed_tokens=config.seed_tokens,
             mint_limit=config.mint_limit,
+            emission_limit=config.mint_limit,
             max_job_duration=config.max_job_duration,
         )
         for model_id, _, input_price, output_price in config.models:
