@@ -1,7 +1,7 @@
 """The emission schedule and reward claims: the deployed schedule and its hard cap, pro-rata claims of
-released epochs, the errors of early, repeated and empty claims, releases through the BME core's mint window,
-and invariant 7 (emission never exceeds the cap; an epoch's claims never exceed its emission, and equal it to
-rounding once all have claimed)."""
+released epochs, the errors of early, repeated and empty claims, releases through the BME core's emission
+window (apart from redemptions'), and invariant 7 (emission never exceeds the cap; an epoch's claims never
+exceed its emission, and equal it to rounding once all have claimed)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from bme.chain.deploy import role
 from bme.economics.emission import DEFAULT_HARD_CAP, Schedule, Segment
-from tests.conftest import CMP, Deployed
+from tests.conftest import CMP, CRD, Deployed
 from tests.contracts.helpers import Governance, call_reverts, earn, event_args, normalised, push, reverts
 
 EPOCH_EMISSION = 2_000_000 * CMP  # the default schedule's first segment
@@ -76,7 +76,8 @@ def test_the_deployed_schedule_is_the_default_and_sizes_the_mint_limit(protocol:
         1095: 5 * 10**5 * CMP,
     }
     assert {k: e.epochEmission(k) for k in expected} == expected
-    assert protocol.bme.mintLimitPerWindow() == 5 * EPOCH_EMISSION  # Helium: 5x the epoch emission
+    # Helium: 5x the epoch emission, for redemptions and for emissions, each in its own window.
+    assert protocol.bme.mintLimitPerWindow() == protocol.bme.emissionLimitPerWindow() == 5 * EPOCH_EMISSION
     assert protocol.bme.hasRole(role("EMITTER_ROLE"), e.address)
     assert e.currentEpoch() == protocol.escrow.currentEpoch()
 
@@ -271,17 +272,40 @@ def test_emission_goes_through_the_mint_window(
     protocol: Deployed, chain: Any, ops: list[Any], jobs: Jobs, gov: Governance
 ) -> None:
     p, a = protocol, ops[0]
-    gov.execute(p.bme.setMintLimit, EPOCH_EMISSION - 1)
+    gov.execute(p.bme.setEmissionLimit, EPOCH_EMISSION - 1)
     push(p, chain, CMP)
     epoch = int(p.escrow.currentEpoch())
     jobs.work(a, 1_000_000)
     at_epoch(p, chain, epoch + 1)
-    available = int(p.bme.mintAvailable())
+    available = int(p.bme.emissionAvailable())
     with reverts(p.bme.BmeRateLimited, requested=EPOCH_EMISSION, available=available):
         p.emissions.claim(sender=a)
-    gov.execute(p.bme.setMintLimit, 5 * EPOCH_EMISSION)
+    gov.execute(p.bme.setEmissionLimit, 5 * EPOCH_EMISSION)
     p.emissions.claim(sender=a)
-    assert p.bme.mintAvailable() == 5 * EPOCH_EMISSION - EPOCH_EMISSION
+    assert p.bme.emissionAvailable() == 5 * EPOCH_EMISSION - EPOCH_EMISSION
+    assert p.bme.mintAvailable() == p.bme.mintLimitPerWindow()  # redemptions' window is untouched
+
+
+def test_an_emission_backlog_release_does_not_block_redemptions(
+    protocol: Deployed, chain: Any, ops: list[Any], jobs: Jobs
+) -> None:
+    """Anyone may release a backlog of epochs; with one shared window that used up redemptions' room."""
+    p, a = protocol, ops[0]
+    epoch = int(p.escrow.currentEpoch())
+    for k in range(5):
+        at_epoch(p, chain, epoch + k)
+        jobs.work(a, 10 * CRD)
+    at_epoch(p, chain, epoch + 5)
+    assert p.bme.emissionLimitPerWindow() == 5 * EPOCH_EMISSION
+    tx = p.emissions.release(10, sender=p.users[3])  # anyone: five epochs, the emission window's whole limit
+    assert event_args(tx, p.bme.EmissionMinted) == [normalised(to=p.emissions, tokens=5 * EPOCH_EMISSION)]
+    assert p.bme.emissionAvailable() == 0
+
+    redeemable = p.bme.mintAvailable()
+    assert redeemable == p.bme.mintLimitPerWindow() == 10_000_000 * CMP
+    p.bme.redeem(50 * CRD, 0, sender=a)
+    assert p.bme.mintAvailable() == redeemable - 50 * CMP
+    assert p.bme.emissionAvailable() == 0
 
 
 def test_pause_stops_releases_but_not_claims_of_released_epochs(
