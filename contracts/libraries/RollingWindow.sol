@@ -11,7 +11,8 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 /// most `PAST_BUCKETS + 1` consecutive buckets. An amount is admitted only when it fits under the limit together with
 /// everything counted in the current bucket and the `PAST_BUCKETS` buckets before it, each counted in full (no
 /// pro-rating, which is what let a two-bucket approximation admit almost twice its limit across a bucket boundary).
-/// An amount is therefore counted for between `length` and `length + length / PAST_BUCKETS` seconds.
+/// An amount is therefore counted for between `length` and `length + length / PAST_BUCKETS` seconds. When `length`
+/// changes (a governance decision), the stored buckets are read at the new bucket length from then on.
 /// Mirrored by `offchain/bme/economics/window.py`.
 /// @dev The first slot holds what a call that does not cross a bucket boundary reads and writes; the past buckets are
 /// read and shifted only when the current bucket has ended.

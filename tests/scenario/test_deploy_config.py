@@ -1,4 +1,4 @@
-"""`DeployConfig`'s governance settings (parameters, seed, mint limit, job duration) are applied before the
+"""`DeployConfig`'s governance settings (parameters, seed, mint limits, job duration) are applied before the
 hand-over to the timelock, and leaving them out keeps the contracts' defaults."""
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         custom = deploy_protocol(
             client,
             deployer,
-            DeployConfig(parameters=params, seed_tokens=7 * 10**18, mint_limit=123, max_job_duration=600),
+            DeployConfig(
+                parameters=params,
+                seed_tokens=7 * 10**18,
+                mint_limit=123,
+                emission_limit=456,
+                max_job_duration=600,
+            ),
         )
         bme, escrow = custom.bme.functions, custom.escrow.functions
         assert tuple(bme.parameters().call()) == params.as_tuple()
         assert bme.seedTokens().call() == 7 * 10**18
         assert bme.mintLimitPerWindow().call() == 123
+        assert bme.emissionLimitPerWindow().call() == 456
         assert escrow.maxJobDuration().call() == 600
         governor = role("GOVERNOR_ROLE")
         assert not bme.hasRole(governor, deployer.address).call()
@@ -37,4 +44,6 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         assert tuple(plain.bme.functions.parameters().call()) == Parameters().as_tuple()
         assert plain.bme.functions.seedTokens().call() == 0
         assert plain.bme.functions.mintLimitPerWindow().call() == DeployConfig().schedule.mint_limit
+        assert plain.bme.functions.emissionLimitPerWindow().call() == DeployConfig().schedule.mint_limit
+        assert plain.bme.functions.jobEscrow().call() == plain.escrow.address
         assert plain.escrow.functions.maxJobDuration().call() == 86_400
