@@ -36,14 +36,16 @@ library RollingWindow {
 
     /// @notice What the window counts at `nowTs`, the current and past buckets together.
     function used(State storage s, uint256 nowTs, uint256 length) internal view returns (uint256 total) {
-        uint256 start = s.start;
+        (uint256 start, uint256 current) = (s.start, s.current);
+        total = s.total;
         uint256 bucket = bucketLength(length);
-        if (nowTs < start + bucket) return s.total;
+        if (nowTs < start + bucket) return total;
         uint256 shift = (nowTs - start) / bucket;
         if (shift > PAST_BUCKETS) return 0;
-        // Buckets now older than PAST_BUCKETS: the past ones at index >= PAST_BUCKETS - shift, and the current one
-        // only when shift > PAST_BUCKETS (handled above).
-        total = s.total;
+        // The current bucket is kept (now `shift` buckets old). When no past bucket holds anything (the total is
+        // the current bucket's), nothing else can expire and the past buckets need not be read.
+        if (total == current) return total;
+        // The past buckets now older than PAST_BUCKETS are those at index >= PAST_BUCKETS - shift.
         for (uint256 i = PAST_BUCKETS - shift; i < PAST_BUCKETS; ++i) {
             total -= s.past[i];
         }
@@ -63,39 +65,43 @@ library RollingWindow {
         internal
         returns (bool ok, uint256 free)
     {
-        uint256 start = s.start;
+        (uint256 start, uint256 current, uint256 total) = (s.start, s.current, s.total);
         uint256 bucket = bucketLength(length);
-        uint256 total;
-        uint256 current;
+        uint256 counted = total;
         uint256 shift;
-        if (nowTs < start + bucket) {
-            (total, current) = (s.total, s.current);
-        } else {
+        if (nowTs >= start + bucket) {
             shift = (nowTs - start) / bucket;
-            total = used(s, nowTs, length);
+            counted = used(s, nowTs, length);
         }
-        free = total >= limit ? 0 : limit - total;
+        free = counted >= limit ? 0 : limit - counted;
         if (amount > free) return (false, free);
-        if (shift != 0) _roll(s, shift, start + shift * bucket);
-        // Both fit 104 bits: total + amount <= limit < 2^104, and current <= total.
+        if (shift != 0) {
+            // Past buckets are written only when they hold something, or must now hold the old current bucket.
+            if (total != current) _roll(s, shift, current);
+            else if (shift <= PAST_BUCKETS && current != 0) s.past[shift - 1] = uint128(current);
+            start += shift * bucket;
+            current = 0;
+        }
+        // All fit: start is a timestamp (48 bits for the chain's lifetime); counted + amount <= limit < 2^104, and
+        // the current bucket counts at most the total.
+        s.start = uint48(start);
         s.current = uint104(current + amount);
-        s.total = uint104(total + amount);
+        s.total = uint104(counted + amount);
         return (true, free);
     }
 
-    /// @dev Moves the buckets `shift` places into the past, drops those older than PAST_BUCKETS, and starts a new
-    /// current bucket at `newStart`. The caller writes the new current and total.
-    function _roll(State storage s, uint256 shift, uint256 newStart) private {
-        uint128[PAST_BUCKETS] memory old = s.past;
+    /// @dev Moves the buckets `shift` places into the past, the current one (`current`) included, and drops those
+    /// older than PAST_BUCKETS. The caller starts the new current bucket.
+    function _roll(State storage s, uint256 shift, uint256 current) private {
         uint128[PAST_BUCKETS] memory next;
         if (shift <= PAST_BUCKETS) {
-            next[shift - 1] = s.current;
+            uint128[PAST_BUCKETS] memory old = s.past;
+            // Fits: the current bucket's amount is at most a limit below 2^104.
+            next[shift - 1] = uint128(current);
             for (uint256 i = shift; i < PAST_BUCKETS; ++i) {
                 next[i] = old[i - shift];
             }
         }
         s.past = next;
-        // Safe: nowTs fits 48 bits for the lifetime of the chain's clock, and start only moves towards it.
-        s.start = uint48(newStart);
     }
 }
