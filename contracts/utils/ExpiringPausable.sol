@@ -19,7 +19,8 @@ abstract contract ExpiringPausable is Pausable {
     uint48 private _pausedUntil;
     uint48 private _nextPauseAt;
 
-    /// @notice A pause started that ends by itself at `pausedUntil`; the next one may start at `nextPauseAt`.
+    /// @notice The pause ends at `pausedUntil` (a new pause, which then ends by itself, or the current one ended
+    /// early by governance); the next one may start at `nextPauseAt`.
     event PauseScheduled(uint256 pausedUntil, uint256 nextPauseAt);
 
     /// @notice A pause was asked for before `nextPauseAt`, the end of the cooldown after the previous pause.

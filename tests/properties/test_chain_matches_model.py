@@ -12,6 +12,7 @@ from hypothesis.stateful import initialize, invariant, rule, run_state_machine_a
 from bme.economics.jobs import JobStatus
 from bme.economics.model import ProtocolModel, Settlement
 from bme.economics.status import Status
+from bme.economics.window import available
 from tests.conftest import CMP, GENESIS, Deployed
 from tests.properties.machine import GAS, ChainModelMachine
 
@@ -153,6 +154,25 @@ class ChainVersusModel(ChainModelMachine):
         if receipt is not None:
             assert receipt.events.filter(self.p.bme.Redeemed)[0].tokensMinted == tokens
 
+    @rule(limit_cmp=st.sampled_from([0, 5, 50, 500, 10**9]))
+    def set_mint_limit(self, limit_cmp: int) -> None:
+        """Governance resizes redemptions' window (through the timelock, so its delay passes first); small
+        limits make the window refuse redemptions, and a limit above the hard maximum is refused."""
+        limit = limit_cmp * CMP
+        timelock, proposer = self.p.timelock, self.p.governor_proposer
+        data = bytes(self.p.bme.setMintLimit.encode_input(limit))
+        salt = self.now.to_bytes(32, "big")
+        delay = int(timelock.getMinDelay())
+        self._tick()
+        timelock.schedule(self.p.bme.address, 0, data, bytes(32), salt, delay, sender=proposer, gas_limit=GAS)
+        self._tick(delay)
+        self.both(
+            lambda: timelock.execute(
+                self.p.bme.address, 0, data, bytes(32), salt, sender=proposer, gas_limit=GAS
+            ),
+            lambda: self.model.set_mint_limit(limit),
+        )
+
     @rule()
     def sync_status(self) -> None:
         self.both(
@@ -170,6 +190,9 @@ class ChainVersusModel(ChainModelMachine):
         assert bme.totalNewIssuance().call() == m.total_new_issuance
         assert bme.totalReissued().call() == m.total_reissued
         assert Status(bme.status().call()) == m.status
+        assert Status(bme.collateralStatus().call()) == m.cr_status
+        head = int(self.chain.blocks.head.timestamp)  # the time views are read at
+        assert bme.mintAvailable().call() == available(m.window, head, m.params.mint_window, m.mint_limit)
         for a in [*p.users, *p.operators]:
             assert token.balanceOf(a.address).call() == m.cmp.get(a.address, 0)
             assert credit.balanceOf(a.address).call() == m.crd.get(a.address, 0)
