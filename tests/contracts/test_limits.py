@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bme.chain.deploy import role
 from bme.economics.params import MAX_MINT_LIMIT_PER_WINDOW, MAX_PAUSE, PAUSE_COOLDOWN
-from bme.economics.window import bucket_length
+from bme.economics.window import WindowState, available, bucket_length, consume
 from tests.conftest import CMP, CRD, Deployed
 from tests.contracts.helpers import (
     HALT_ORACLE,
@@ -92,6 +94,43 @@ def test_the_limit_frees_up_bucket_by_bucket(protocol: Deployed, chain: Any, gov
     assert p.bme.mintAvailable() == 40 * CMP
     chain.mine(timestamp=first + 6 * BUCKET)
     assert p.bme.mintAvailable() == 60 * CMP
+
+
+#: Gaps between redemptions: seconds, across bucket and window boundaries.
+GAPS = st.sampled_from([2, 600, 3_600, 21_599, 21_600, 43_200, 86_399, 86_400])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(GAPS, st.integers(1, 40)), min_size=3, max_size=10))
+def test_the_window_on_chain_admits_what_the_model_admits(
+    protocol: Deployed, chain: Any, gov: Governance, steps: list[tuple[int, int]]
+) -> None:
+    """Random redemptions at random times under a 50 CMP limit: each succeeds on chain exactly when the
+    model's window (whose bound over every span the pure tests check) admits it, with the same amount free."""
+    p, operator, limit = protocol, protocol.operators[0], 50 * CMP
+    snapshot = chain.snapshot()
+    try:
+        push(p, chain, CMP)
+        earn(p, chain, operator, p.users[0], 1000 * CMP, 500 * CRD, 1)
+        gov.execute(p.bme.setMintLimit, limit)
+        state, now = WindowState(start=p.window_start), head_time(chain)
+        for dt, amount in steps:
+            now += dt
+            price_at(p, chain, now - 1, CMP)
+            next_tx_at(chain, now)
+            nxt = consume(state, now, WINDOW, limit, amount * CMP)
+            if nxt is None:
+                free = available(state, now, WINDOW, limit)
+                with reverts(p.bme.BmeRateLimited, requested=amount * CMP, available=free):
+                    p.bme.redeem(amount * CRD, 0, sender=operator)
+            else:
+                p.bme.redeem(amount * CRD, 0, sender=operator)
+                state = nxt
+            chain.mine(timestamp=now + 1)
+            assert p.bme.mintAvailable() == available(state, now + 1, WINDOW, limit)
+            now += 1
+    finally:
+        chain.restore(snapshot)
 
 
 # ---------------------------------------------------------------- separate windows

@@ -154,22 +154,26 @@ class ChainVersusModel(ChainModelMachine):
         if receipt is not None:
             assert receipt.events.filter(self.p.bme.Redeemed)[0].tokensMinted == tokens
 
-    @rule(limit_cmp=st.sampled_from([0, 5, 50, 500, 10**9]))
-    def set_mint_limit(self, limit_cmp: int) -> None:
-        """Governance resizes redemptions' window (through the timelock, so its delay passes first); small
-        limits make the window refuse redemptions, and a limit above the hard maximum is refused."""
-        limit = limit_cmp * CMP
+    @initialize(limit=st.sampled_from([10**16, 10**17, 10**18, 10_000_000 * CMP]))
+    def start_mint_limit(self, limit: int) -> None:
+        """Most examples run under a redemption window of the size of the redemptions here, so that it refuses
+        some and frees up as time passes."""
+        self.set_mint_limit(limit)
+
+    @rule(limit=st.sampled_from([0, 10**15, 10**16, 10**17, CMP, 10**9 * CMP]))
+    def set_mint_limit(self, limit: int) -> None:
+        """Governance resizes redemptions' window through the timelock, whose delay passes first; a limit
+        above the hard maximum is refused."""
         timelock, proposer = self.p.timelock, self.p.governor_proposer
         data = bytes(self.p.bme.setMintLimit.encode_input(limit))
         salt = self.now.to_bytes(32, "big")
         delay = int(timelock.getMinDelay())
         self._tick()
-        timelock.schedule(self.p.bme.address, 0, data, bytes(32), salt, delay, sender=proposer, gas_limit=GAS)
+        bme = self.p.bme.address
+        timelock.schedule(bme, 0, data, bytes(32), salt, delay, sender=proposer, gas_limit=GAS)
         self._tick(delay)
         self.both(
-            lambda: timelock.execute(
-                self.p.bme.address, 0, data, bytes(32), salt, sender=proposer, gas_limit=GAS
-            ),
+            lambda: timelock.execute(bme, 0, data, bytes(32), salt, sender=proposer, gas_limit=GAS),
             lambda: self.model.set_mint_limit(limit),
         )
 
