@@ -68,7 +68,7 @@ library RollingWindow {
         (uint256 start, uint256 current, uint256 total) = (s.start, s.current, s.total);
         uint256 bucket = bucketLength(length);
         uint256 counted = total;
-        uint256 shift;
+        uint256 shift = 0;
         if (nowTs >= start + bucket) {
             shift = (nowTs - start) / bucket;
             counted = used(s, nowTs, length);
@@ -93,7 +93,7 @@ library RollingWindow {
     /// @dev Moves the buckets `shift` places into the past, the current one (`current`) included, and drops those
     /// older than PAST_BUCKETS. The caller starts the new current bucket.
     function _roll(State storage s, uint256 shift, uint256 current) private {
-        uint128[PAST_BUCKETS] memory next;
+        uint128[PAST_BUCKETS] memory next = [uint128(0), 0, 0, 0];
         if (shift <= PAST_BUCKETS) {
             uint128[PAST_BUCKETS] memory old = s.past;
             // Fits: the current bucket's amount is at most a limit below 2^104.
