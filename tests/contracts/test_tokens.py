@@ -255,20 +255,19 @@ def test_credit_burn_from_by_account_without_minter_role_reverts(
     assert protocol.credit.balanceOf(victim) == 99_750_000
 
 
-def test_credit_mint_and_burn_from_by_minter_role(protocol: Deployed, accounts: Any, chain: Any) -> None:
-    credit, holder = protocol.credit, protocol.users[0]
-    minter = accounts[protocol.escrow.address]  # the escrow, one of the two minters, as a signer
-    chain.set_balance(protocol.escrow.address, 10**18)
-
-    tx = credit.mint(holder, 5 * CRD, sender=minter)
+def test_credit_mint_and_burn_from_by_minter_role(protocol: Deployed, fresh_price: int, chain: Any) -> None:
+    """The two minters in their own flows: the BME core mints a burn's credits, and the escrow burns a payer's
+    credits for a job without any allowance (it acts for the payer, who called it)."""
+    p, credit, holder = protocol, protocol.credit, protocol.users[0]
+    tx = p.bme.burn(100 * CMP, 0, sender=holder)
     assert event_args(tx, credit.Transfer) == [
-        normalised(**{"from": ZERO_ADDRESS, "to": holder, "value": 5 * CRD})
+        normalised(**{"from": ZERO_ADDRESS, "to": holder, "value": 99_750_000})
     ]
-    # A minter burns without an allowance: it acts for the holder (the escrow, when the holder opens a job).
-    tx = credit.burnFrom(holder, 2 * CRD, sender=minter)
+    assert credit.allowance(holder, p.escrow) == 0
+    tx = p.escrow.openJob(1, 2 * CRD, b"\x01" * 32, head_time(chain) + 3600, sender=holder)
     assert event_args(tx, credit.Transfer) == [
         normalised(**{"from": holder, "to": ZERO_ADDRESS, "value": 2 * CRD})
     ]
 
-    assert credit.balanceOf(holder) == 3 * CRD
-    assert credit.totalSupply() == 3 * CRD
+    assert credit.balanceOf(holder) == 97_750_000
+    assert credit.totalSupply() == 97_750_000
