@@ -44,13 +44,13 @@ library EmissionMath {
         return geometric < finite ? geometric : finite;
     }
 
-    /// @notice An operator's share of an epoch's `emission` for `work` of the epoch's `totalWork`, rounded down, so
-    /// the shares of all operators never exceed the emission.
-    function rewardDown(uint256 emission, uint256 work, uint256 totalWork) internal pure returns (uint256) {
+    /// @notice An operator's share of an epoch's `emission` for reward weight `weight` of the epoch's total
+    /// `totalWeight`, rounded down, so the shares of all operators never exceed the emission.
+    function rewardDown(uint256 emission, uint256 weight, uint256 totalWeight) internal pure returns (uint256) {
         unchecked {
-            // Cannot overflow: emission < 2^96 (a segment's amount) and work <= totalWork < 2^128 (the escrow's
-            // packed halves), so the product is below 2^224. A zero totalWork still reverts.
-            return emission * work / totalWork;
+            // Cannot overflow: emission < 2^96 (a segment's amount) and a weight is a stake (< 2^128, the
+            // registry's stake field), so the product is below 2^224. A zero totalWeight still reverts.
+            return emission * weight / totalWeight;
         }
     }
 }

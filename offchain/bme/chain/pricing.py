@@ -34,6 +34,7 @@ def read_market(protocol: Protocol) -> Market:
         updated_at=int(updated_at),
         chain_time=protocol.client.next_timestamp(),
         params=Parameters(*bme.parameters().call()),
+        max_age=int(oracle.functions.maxAge().call()),
         # The collateral status, not `status()`: an oracle halt leaves the CR hysteresis as it was.
         status=Status(bme.collateralStatus().call()),
         backing_tokens=int(bme.remintCredits().call()) + int(bme.seedTokens().call()),
