@@ -39,6 +39,15 @@ log = logging.getLogger(__name__)
 LEADER = "leader"
 
 
+def _announced_header(message: str | bytes) -> dict[str, Any] | None:
+    """The block header of a `newHeads` notification (None for anything else)."""
+    try:
+        header = json.loads(message)["params"]["result"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return header if isinstance(header, dict) and "hash" in header else None
+
+
 class Broadcast:
     """Wakes every waiter when something changed; waiters then re-read what they care about."""
 
@@ -76,6 +85,8 @@ class Relayer:
         self.domain = Domain(self.deployment.chain_id, self.deployment.escrow)
         self.metrics.watch_jobs(self.store.counts)
         self.new_block = asyncio.Event()
+        #: The newest block header the subscription announced, for the next poll (then cleared).
+        self._announced: dict[str, Any] | None = None
         self.work = asyncio.Event()
         #: Set when a full batch of completions is waiting to be settled (counted by `_on_completed`).
         self.batch_full = asyncio.Event()
@@ -268,8 +279,9 @@ class Relayer:
                 await wait_any(self._stopping, delay)
                 continue
             if leader:
+                announced, self._announced = self._announced, None
                 try:
-                    outcome = await self.ingestor.poll()
+                    outcome = await self.ingestor.poll(announced)
                 except LeaseLost as exc:
                     log.warning("ingestion: %s", exc)
                     self.leader, self._leader_until = False, 0.0
@@ -300,12 +312,14 @@ class Relayer:
         while not self._stopping.is_set():
             self.work.clear()
             try:
-                started = self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10)
+                started, room = self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10)
             except SQLAlchemyError as exc:
                 log.warning("dispatch: the store is unavailable: %s", exc)
                 await wait_any(self._stopping, 2.0)
                 continue
-            if started == 0:
+            # A claim that found fewer ready jobs than it had room for has taken them all: wait for a reveal
+            # or an ingested payment (or 0.25 s, for retries coming due) instead of reading again at once.
+            if started < room or room == 0:
                 await wait_any(self.work, 0.25)
 
     async def _settle_loop(self) -> None:
@@ -382,7 +396,8 @@ class Relayer:
                         )
                     )
                     backoff.succeeded()
-                    async for _message in ws:
+                    async for message in ws:
+                        self._announced = _announced_header(message)
                         self.new_block.set()
             except (OSError, TimeoutError, Exception) as exc:  # any failure: reconnect later
                 log.debug("new-block subscription lost: %s", exc)

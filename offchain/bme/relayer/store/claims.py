@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from bme.job_states import JobState
 from bme.relayer.db import UNAVAILABLE
-from bme.relayer.store.base import ATTEMPTS, JOBS, OPERATORS, REVEALS, JobRow, StoreBase
+from bme.relayer.store.base import ATTEMPTS, JOBS, OPERATORS, REVEALS, JobRow, StoreBase, state_in
 from bme.relayer.store.records import (
     NO_OPERATOR_WAIT_S,
     RETRY_AFTER_FAILURE_S,
@@ -45,7 +45,7 @@ _READY = (
         REVEALS.c.request,
     )
     .join(REVEALS, REVEALS.c.job_id == JOBS.c.job_id)
-    .where(JOBS.c.state.in_([_S.REVEALED.value, _S.DISPATCHED.value]), JOBS.c.lease_until < bindparam("now"))
+    .where(state_in([_S.REVEALED, _S.DISPATCHED]), JOBS.c.lease_until < bindparam("now"))
     .order_by(JOBS.c.block_number)
     .limit(bindparam("limit"))
 )
