@@ -137,9 +137,7 @@ class Ingestor:
         outcome.behind = last < safe
         return outcome
 
-    async def _store(
-        self, events: list[Event], last: tuple[int, str], outcome: PollOutcome
-    ) -> PollOutcome:
+    async def _store(self, events: list[Event], last: tuple[int, str], outcome: PollOutcome) -> PollOutcome:
         """Reads the operators the events name, then stores the rows and moves the checkpoint to `last`."""
         operators = await self._operators(events, last[0])
         hashes = {e.block_number: e.block_hash for e in events}
@@ -155,10 +153,11 @@ class Ingestor:
         return outcome
 
     async def _poll_announced(self, number: int, block_hash: str) -> PollOutcome | None:
-        """Ingests block `number` (announced with `block_hash`, its parent the checkpoint) from its logs read by
-        hash; None when the node no longer has that block (then the full poll runs)."""
+        """Ingests block `number` (announced with `block_hash`, its parent the checkpoint) from its logs read
+        by hash; None when the node no longer has that block (then the full poll runs)."""
+        query = {"address": self.decoder.addresses, "blockHash": block_hash}
         try:
-            logs = await self.rpc.call("eth_getLogs", [{"address": self.decoder.addresses, "blockHash": block_hash}])
+            logs = await self.rpc.call("eth_getLogs", [query])
         except RpcError as exc:
             log.debug("logs of announced block %s: %s", number, exc.rpc_message)
             return None

@@ -66,6 +66,8 @@ def state_in(states: Iterable[JobState | str]) -> ColumnElement[bool]:
     so the statement needs no expanding parameter (whose per-call rendering costs more than the query)."""
     names = sorted({JobState(s).value for s in states})
     return JOBS.c.state.in_([literal_column(f"'{n}'") for n in names])
+
+
 _LEASE_ROW = select(LEASES.c.owner, LEASES.c.until).where(LEASES.c.name == bindparam("name"))
 _LEASE_ROW_LOCKED = _LEASE_ROW.with_for_update()
 
