@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
@@ -24,6 +24,7 @@ from bme.relayer.store.records import (
     RETRY_AFTER_FAILURE_S,
     Choice,
     Claim,
+    Completion,
     OperatorInfo,
     Tries,
     unavailable_backoff,
@@ -266,32 +267,46 @@ class ClaimStore(StoreBase):
         latency_ms: float,
     ) -> bool:
         """Records an operator's answer; False if the job is no longer this relayer's (its lease was lost)."""
+        done = Completion(claim, answer, input_tokens, output_tokens, result_hash, latency_ms)
+        return bool(self.complete_many([done]))
+
+    def complete_many(self, answers: Sequence[Completion]) -> list[str]:
+        """Records operators' answers in one transaction (each job's move checked on its own); returns the
+        jobs completed: one whose lease this relayer lost is left alone."""
+        if not answers:
+            return []
         now = time.time()
+        completed: list[str] = []
         with self.writing() as c:
-            moved = self.move(
-                c,
-                [claim.job_id],
-                _S.COMPLETED,
-                now,
-                f"{input_tokens}+{output_tokens} tokens",
-                values={
-                    "answer": answer,
-                    "input_tokens": input_tokens,
-                    "output_tokens": output_tokens,
-                    "result_hash": result_hash,
-                    "completed_at": now,
-                    "lease_until": 0.0,
-                    "reason": None,
-                },
-                sources=[_S.DISPATCHED],
-                owned=True,
-            )
+            for done in answers:
+                claim = done.claim
+                completed += self.move(
+                    c,
+                    [claim.job_id],
+                    _S.COMPLETED,
+                    now,
+                    f"{done.input_tokens}+{done.output_tokens} tokens",
+                    values={
+                        "answer": done.answer,
+                        "input_tokens": done.input_tokens,
+                        "output_tokens": done.output_tokens,
+                        "result_hash": done.result_hash,
+                        "completed_at": now,
+                        "lease_until": 0.0,
+                        "reason": None,
+                    },
+                    sources=[_S.DISPATCHED],
+                    owned=True,
+                )
+                c.execute(_OPERATOR_SUCCEEDED, {"op": claim.operator, "latency": done.latency_ms})
             c.execute(
                 _FINISH_ATTEMPT,
-                {"attempt": claim.attempt_id, "outcome": "ok", "detail": None, "latency": latency_ms},
+                [
+                    {"attempt": d.claim.attempt_id, "outcome": "ok", "detail": None, "latency": d.latency_ms}
+                    for d in answers
+                ],
             )
-            c.execute(_OPERATOR_SUCCEEDED, {"op": claim.operator, "latency": latency_ms})
-            return bool(moved)
+        return completed
 
     def dispatch_failed(
         self,

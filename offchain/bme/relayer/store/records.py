@@ -43,6 +43,18 @@ class OperatorInfo:
     latency_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class Completion:
+    """An operator's answer to a claim, to be recorded (`ClaimStore.complete_many`)."""
+
+    claim: Claim
+    answer: str
+    input_tokens: int
+    output_tokens: int
+    result_hash: str
+    latency_ms: float
+
+
 @dataclass
 class Claim:
     """A job a relayer took for dispatch: the operator it chose and the request to send."""
