@@ -184,12 +184,11 @@ class Dispatcher:
     def busy(self) -> int:
         return len(self._tasks)
 
-    def dispatch_ready(self, lease_s: float) -> tuple[int, int]:
-        """Claims what is ready (up to the free concurrency) and starts the calls; returns how many, and how
-        many it had room for."""
+    def dispatch_ready(self, lease_s: float) -> int:
+        """Claims what is ready (up to the free concurrency) and starts the calls; returns how many."""
         room = self.concurrency - len(self._tasks)
         if room <= 0:
-            return 0, 0
+            return 0
         self._chosen.clear()
         claims, failed = self.store.claim(room, lease_s, self.choose)
         for job_id in failed:
@@ -201,7 +200,7 @@ class Dispatcher:
             task = asyncio.create_task(self._serve(claim))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(claims), room
+        return len(claims)
 
     async def _serve(self, claim: Claim) -> None:
         started = time.monotonic()

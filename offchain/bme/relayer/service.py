@@ -312,14 +312,12 @@ class Relayer:
         while not self._stopping.is_set():
             self.work.clear()
             try:
-                started, room = self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10)
+                started = self.dispatcher.dispatch_ready(self.settings.dispatch_timeout_s + 10)
             except SQLAlchemyError as exc:
                 log.warning("dispatch: the store is unavailable: %s", exc)
                 await wait_any(self._stopping, 2.0)
                 continue
-            # A claim that found fewer ready jobs than it had room for has taken them all: wait for a reveal
-            # or an ingested payment (or 0.25 s, for retries coming due) instead of reading again at once.
-            if started < room or room == 0:
+            if started == 0:
                 await wait_any(self.work, 0.25)
 
     async def _settle_loop(self) -> None:
