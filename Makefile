@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup model-runtime compile test check lint demo up bench clean
+.PHONY: setup model-runtime compile test check lint audit demo up bench clean
 
 setup: model-runtime $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/solc-v$(SOLC_VERSION) $(VENV)/bin/anvil
 
@@ -58,12 +58,17 @@ test: setup
 
 # Lint, format, types and every test that needs no chain process and no model: under a minute.
 check: setup
-	$(BIN)/ruff check offchain tests scripts
-	$(BIN)/ruff format --check offchain tests scripts
-	$(BIN)/mypy offchain/bme
+	$(BIN)/ruff check offchain tests scripts tools
+	$(BIN)/ruff format --check offchain tests scripts tools
+	$(BIN)/mypy offchain/bme tools/slither_audit.py
 	$(BIN)/pytest -p no:ape_test -m pure -q tests
 
 lint: check
+
+# Slither on contracts/ with the project's compiler set-up; writes out/slither.json and fails on any High or
+# Medium result that has no inline suppression with a reason (see tools/slither_audit.py).
+audit: setup
+	$(BIN)/python tools/slither_audit.py --out out/slither.json
 
 demo: setup
 	$(BIN)/bme demo

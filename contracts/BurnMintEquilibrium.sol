@@ -50,7 +50,7 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     /// @param governor The timelock (admin and governor).
     /// @param guardian The account that may pause.
     constructor(IComputeToken token_, IComputeCredit credit_, address oracle_, address governor, address guardian) {
-        if (address(token_) == address(0) || address(credit_) == address(0) || oracle_ == address(0)) {
+        if (address(token_) == address(0) || address(credit_) == address(0) || !_isOracle(oracle_)) {
             revert BmeInvalidParameters();
         }
         token = token_;
@@ -188,17 +188,24 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         _recordStatus(before, current, remint, outstanding, price);
     }
 
-    /// @dev Reads the oracle and reverts with the reason when the reading fails a check.
+    /// @dev Reads the oracle and reverts with the reason when the reading fails a check: the oracle's own reason
+    /// when it cannot give a reading (a sequencer down, an answer out of bounds), else this contract's. Freshness
+    /// is judged against the oracle's `maxAge`.
     function _checkedPrice(BmeParameters.Core memory p) private view returns (uint256 price, uint256 confidence) {
+        IPriceOracle source = IPriceOracle(_oracle);
         uint256 updatedAt;
-        try IPriceOracle(_oracle).latestPrice() returns (uint256 price_, uint256 updatedAt_, uint256 confidence_) {
+        try source.latestPrice() returns (uint256 price_, uint256 updatedAt_, uint256 confidence_) {
             (price, updatedAt, confidence) = (price_, updatedAt_, confidence_);
-        } catch {
-            revert BmeOracleNonPositive();
+        } catch (bytes memory reason) {
+            if (reason.length == 0) revert BmeOracleNonPositive();
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
         }
         if (price == 0) revert BmeOracleNonPositive();
-        if (updatedAt == 0 || updatedAt > block.timestamp || block.timestamp - updatedAt > p.oracleMaxAge) {
-            revert BmeOracleStale(updatedAt, p.oracleMaxAge);
+        uint256 maxAge = source.maxAge();
+        if (updatedAt == 0 || updatedAt > block.timestamp || block.timestamp - updatedAt > maxAge) {
+            revert BmeOracleStale(updatedAt, maxAge);
         }
         if (!BmeMath.confidenceWithin(price, confidence, p.oracleMaxConfidenceBps)) {
             revert BmeOracleUncertain(price, confidence, p.oracleMaxConfidenceBps);
@@ -248,9 +255,19 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
 
     /// @inheritdoc IBurnMintEquilibrium
     function setOracle(address oracle_) external onlyRole(GOVERNOR_ROLE) {
-        if (oracle_ == address(0)) revert BmeInvalidParameters();
+        if (!_isOracle(oracle_)) revert BmeInvalidParameters();
         emit OracleUpdated(_oracle, oracle_);
         _oracle = oracle_;
+    }
+
+    /// @dev Whether `oracle_` is a contract answering a positive `maxAge`: the freshness limit every read needs.
+    function _isOracle(address oracle_) private view returns (bool) {
+        if (oracle_.code.length == 0) return false;
+        try IPriceOracle(oracle_).maxAge() returns (uint256 age) {
+            return age > 0;
+        } catch {
+            return false;
+        }
     }
 
     /// @inheritdoc IBurnMintEquilibrium

@@ -11,23 +11,20 @@ import {EmissionMath} from "./libraries/EmissionMath.sol";
 /// @title EmissionSchedule
 /// @notice The fixed, hard-capped emission schedule and operators' reward claims. See `IEmissionSchedule` and
 /// `contracts/INVARIANTS.md` (invariant 7).
-/// @dev No admin: the segments and the cap are immutable. A claim of already released epochs reads two storage slots
-/// here, the escrow's packed work slots (two epochs per slot) and makes one CMP transfer; releases mint through the
-/// BME core. Calls out only to the protocol's own escrow, registry, BME core and CMP, none of which calls back.
+/// @dev No admin: the segments, the cap and the challenge window are immutable. Rewards are minted at claim, through
+/// the BME core, so a share nobody can claim (forfeited by a slash, or of an epoch without rewardable stake) is never
+/// minted. A claim reads the claimer's slot here, the registry's stake checkpoints (one call) and mints once. Calls
+/// out only to the protocol's own registry and BME core, neither of which calls back.
 contract EmissionSchedule is IEmissionSchedule {
     uint256 public constant MAX_SEGMENTS = 4;
+    /// @notice The longest challenge window a deployment may choose: a year of daily epochs.
+    uint256 public constant MAX_CLAIM_DELAY_EPOCHS = 365;
     uint256 private constant FOREVER = type(uint48).max;
 
     /// @dev A claimer's state: one slot.
     struct Claimer {
         uint64 nextEpoch;
         uint192 claimed;
-    }
-
-    /// @dev The release cursor: one slot, read by every claim and written by every release.
-    struct Released {
-        uint64 throughEpoch;
-        uint128 total;
     }
 
     IJobEscrow public immutable escrow;
@@ -40,6 +37,8 @@ contract EmissionSchedule is IEmissionSchedule {
     uint256 public immutable scheduleBound;
     /// @inheritdoc IEmissionSchedule
     uint256 public immutable maxEpochEmission;
+    /// @inheritdoc IEmissionSchedule
+    uint256 public immutable claimDelayEpochs;
     uint256 private immutable _epochGenesis;
     uint256 private immutable _epochLength;
     uint256 private immutable _segmentCount;
@@ -50,25 +49,29 @@ contract EmissionSchedule is IEmissionSchedule {
     uint256 private immutable _seg2;
     uint256 private immutable _seg3;
 
-    Released private _released;
+    uint256 private _totalMinted;
     mapping(address operator => Claimer) private _claimers;
 
-    /// @param escrow_ The job escrow: the epoch clock and the work records.
-    /// @param registry_ The operator registry: where a first claim starts.
+    /// @param escrow_ The job escrow: the epoch clock.
+    /// @param registry_ The operator registry: where a first claim starts, the stake checkpoints and slashes.
     /// @param bme_ The BME core; this contract needs its `EMITTER_ROLE`.
     /// @param token_ CMP.
     /// @param hardCap_ The cap on all emission, immutable.
     /// @param segments_ One to four segments; see {IEmissionSchedule-Segment}.
+    /// @param claimDelayEpochs_ The challenge window: epochs that must end after an epoch before its rewards may be
+    /// claimed (at most `MAX_CLAIM_DELAY_EPOCHS`).
     constructor(
         IJobEscrow escrow_,
         IOperatorRegistry registry_,
         IBurnMintEquilibrium bme_,
         IComputeToken token_,
         uint256 hardCap_,
-        Segment[] memory segments_
+        Segment[] memory segments_,
+        uint256 claimDelayEpochs_
     ) {
         uint256 n = segments_.length;
         if (n == 0 || n > MAX_SEGMENTS) revert EmissionScheduleInvalidSegment(n);
+        if (claimDelayEpochs_ > MAX_CLAIM_DELAY_EPOCHS) revert EmissionScheduleInvalidClaimDelay(claimDelayEpochs_);
         uint256[MAX_SEGMENTS] memory packed;
         uint256 start;
         uint256 bound;
@@ -96,41 +99,11 @@ contract EmissionSchedule is IEmissionSchedule {
         hardCap = hardCap_;
         scheduleBound = bound;
         maxEpochEmission = maxAmount;
+        claimDelayEpochs = claimDelayEpochs_;
         _epochGenesis = escrow_.epochGenesis();
         _epochLength = escrow_.epochLength();
         _segmentCount = n;
         (_seg0, _seg1, _seg2, _seg3) = (packed[0], packed[1], packed[2], packed[3]);
-    }
-
-    // ---------------------------------------------------------------- release
-
-    /// @inheritdoc IEmissionSchedule
-    function release(uint256 maxEpochs) external returns (uint256 tokens) {
-        uint256 current = currentEpoch();
-        Released memory r = _released;
-        uint256 target = current - r.throughEpoch < maxEpochs ? current : r.throughEpoch + maxEpochs;
-        if (target <= r.throughEpoch) revert EmissionScheduleNothingToRelease(r.throughEpoch);
-        return _release(r, target);
-    }
-
-    /// @dev Mints the emission of epochs `r.throughEpoch` to `target - 1` (all finished) to this contract.
-    function _release(Released memory r, uint256 target) private returns (uint256 tokens) {
-        uint256 from = r.throughEpoch;
-        (, uint256[] memory totalWork) = escrow.workRange(address(0), from, target - 1);
-        uint256 until;
-        uint256 emission;
-        for (uint256 i; i < totalWork.length; ++i) {
-            if (totalWork[i] == 0) continue;
-            if (from + i >= until) (emission, until) = _emissionAt(from + i);
-            tokens += emission;
-        }
-        uint256 total = r.total + tokens;
-        // Holds by construction (the segments' bound is at most the cap); checked again where CMP is minted.
-        if (total > hardCap) revert EmissionScheduleExceedsCap(total, hardCap);
-        // Both fit: epochs fit 48 bits, and the total is at most the cap, which the segments bound below 2^128.
-        _released = Released(uint64(target), uint128(total));
-        emit EmissionReleased(from, target - 1, tokens);
-        if (tokens != 0) bme.mintEmission(address(this), tokens);
     }
 
     // ---------------------------------------------------------------- claims
@@ -138,10 +111,11 @@ contract EmissionSchedule is IEmissionSchedule {
     /// @inheritdoc IEmissionSchedule
     function claim() external returns (uint256 tokens) {
         uint256 current = currentEpoch();
-        if (current == 0) revert EmissionScheduleEpochNotEnded(0, 0);
+        uint256 delay = claimDelayEpochs;
+        if (current <= delay) revert EmissionScheduleInChallengeWindow(0, delay + 1);
         unchecked {
             // Cannot underflow: checked just above.
-            return _claim(current - 1, current);
+            return _claim(current - 1 - delay, current);
         }
     }
 
@@ -152,37 +126,43 @@ contract EmissionSchedule is IEmissionSchedule {
 
     function _claim(uint256 toEpoch, uint256 current) private returns (uint256 tokens) {
         if (toEpoch >= current) revert EmissionScheduleEpochNotEnded(toEpoch, current);
+        uint256 claimableAt = toEpoch + claimDelayEpochs + 1;
+        if (claimableAt > current) revert EmissionScheduleInChallengeWindow(toEpoch, claimableAt);
         Claimer memory c = _claimers[msg.sender];
         uint256 from = c.nextEpoch != 0 ? c.nextEpoch : registry.firstEpochOf(msg.sender);
         if (toEpoch < from) {
             if (c.nextEpoch != 0) revert EmissionScheduleAlreadyClaimed(msg.sender, toEpoch, from);
             revert EmissionScheduleNothingToClaim(msg.sender, from, toEpoch);
         }
-        Released memory r = _released;
-        if (toEpoch >= r.throughEpoch) _release(r, toEpoch + 1);
-
         tokens = _rewards(msg.sender, from, toEpoch);
         if (tokens == 0) revert EmissionScheduleNothingToClaim(msg.sender, from, toEpoch);
+        uint256 total = _totalMinted + tokens;
+        // Holds by construction (an epoch's claims are at most its emission, and the segments' bound is at most
+        // the cap); checked again on the cumulative total minted.
+        if (total > hardCap) revert EmissionScheduleExceedsCap(total, hardCap);
+        _totalMinted = total;
         // Both fit: epochs fit 48 bits, and an operator's claims are at most the cap.
         _claimers[msg.sender] = Claimer(uint64(toEpoch + 1), uint192(c.claimed + tokens));
         emit RewardsClaimed(msg.sender, from, toEpoch, tokens);
 
-        token.transfer(msg.sender, tokens);
+        bme.mintEmission(msg.sender, tokens);
     }
 
-    /// @dev `operator`'s rewards for epochs `from` to `to` inclusive.
+    /// @dev `operator`'s rewards for epochs `from` to `to` inclusive: each epoch's emission times its reward weight
+    /// over the epoch's total rewardable stake, rounded down.
     function _rewards(address operator, uint256 from, uint256 to) private view returns (uint256 tokens) {
-        (uint256[] memory work, uint256[] memory totalWork) = escrow.workRange(operator, from, to);
-        uint256 until;
-        uint256 emission;
-        uint256 n = work.length;
+        (uint256[] memory weights, uint256[] memory totals) = registry.rewardWeights(operator, from, to);
+        uint256 until = 0; // the first epoch whose emission is not `emission`: none read yet
+        uint256 emission = 0;
+        uint256 n = weights.length;
         // Unchecked: i < n, epochs fit 48 bits, and the rewards sum to at most the emission of n epochs (< 2^160).
         unchecked {
             for (uint256 i; i < n; ++i) {
-                uint256 w = work[i];
+                uint256 w = weights[i];
+                // slither-disable-next-line incorrect-equality -- a weight of zero earns nothing: skip the epoch
                 if (w == 0) continue;
                 if (from + i >= until) (emission, until) = _emissionAt(from + i);
-                tokens += EmissionMath.rewardDown(emission, w, totalWork[i]);
+                tokens += EmissionMath.rewardDown(emission, w, totals[i]);
             }
         }
     }
@@ -244,13 +224,8 @@ contract EmissionSchedule is IEmissionSchedule {
     }
 
     /// @inheritdoc IEmissionSchedule
-    function releasedThrough() external view returns (uint256) {
-        return _released.throughEpoch;
-    }
-
-    /// @inheritdoc IEmissionSchedule
     function totalReleased() external view returns (uint256) {
-        return _released.total;
+        return _totalMinted;
     }
 
     /// @inheritdoc IEmissionSchedule
@@ -268,8 +243,9 @@ contract EmissionSchedule is IEmissionSchedule {
         uint256 current = currentEpoch();
         uint256 next = _claimers[operator].nextEpoch;
         fromEpoch = next != 0 ? next : registry.firstEpochOf(operator);
-        if (current == 0 || fromEpoch >= current) return (fromEpoch, fromEpoch, 0);
-        toEpoch = current - 1;
+        // The last claimable epoch is current - 1 - claimDelayEpochs.
+        if (fromEpoch + claimDelayEpochs + 1 > current) return (fromEpoch, fromEpoch, 0);
+        toEpoch = current - 1 - claimDelayEpochs;
         tokens = _rewards(operator, fromEpoch, toEpoch);
     }
 }

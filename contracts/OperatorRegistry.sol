@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IOperatorRegistry, OperatorStatus} from "./interfaces/IOperatorRegistry.sol";
 import {IComputeToken} from "./interfaces/IComputeToken.sol";
 import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
@@ -9,8 +11,12 @@ import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 /// @title OperatorRegistry
 /// @notice Operators' stakes, endpoints and models; unbonding, withdrawal, slashing and jail. See
 /// `IOperatorRegistry` and `contracts/INVARIANTS.md`.
-/// @dev Calls out only to CMP, the protocol's own token, which makes no call back.
+/// @dev Calls out only to CMP, the protocol's own token, which makes no call back. Rewardable stake is kept in
+/// OpenZeppelin `Checkpoints` keyed by epoch: every change is written at the next epoch's key, so the value at an
+/// epoch's key is what held when that epoch started.
 contract OperatorRegistry is IOperatorRegistry, AccessControl {
+    using Checkpoints for Checkpoints.Trace208;
+
     /// @notice Governance: the timelock. Changes the minimum stake and the unbonding delay.
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
     /// @notice Burns stake against evidence and jails; granted by governance.
@@ -34,6 +40,12 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     mapping(address operator => Operator) private _operators;
     mapping(address operator => string) private _endpoints;
     mapping(address operator => uint16[]) private _models;
+    /// @dev Per operator: its rewardable stake (its stake while Bonded and not jailed, else 0) by epoch.
+    mapping(address operator => Checkpoints.Trace208) private _rewardStake;
+    /// @dev The sum of all operators' rewardable stakes by epoch.
+    Checkpoints.Trace208 private _totalRewardStake;
+    /// @dev Per operator: one more than the epoch of its last slash (0: never slashed).
+    mapping(address operator => uint256) private _slashedThrough;
 
     /// @param token_ CMP, the staking token.
     /// @param escrow The job escrow, whose epochs number the operators' first epochs.
@@ -71,6 +83,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         _endpoints[msg.sender] = endpoint;
         _models[msg.sender] = models;
         emit OperatorRegistered(msg.sender, stake, endpoint, models);
+        _writeRewardStake(msg.sender, op.jailed ? 0 : stake);
 
         token.transferFrom(msg.sender, address(this), stake);
     }
@@ -95,6 +108,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         // Fits 48 bits: the time plus at most a year.
         op.unbondingEnds = uint48(ends);
         emit UnbondingRequested(msg.sender, op.stake, ends);
+        _writeRewardStake(msg.sender, 0);
     }
 
     /// @inheritdoc IOperatorRegistry
@@ -133,7 +147,11 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         }
         op.stake = uint128(stake);
         op.jailed = true;
+        uint256 through = _currentEpoch() + 1;
+        _slashedThrough[operator] = through;
         emit OperatorSlashed(operator, slashed, stake, evidenceHash);
+        emit RewardsForfeited(operator, through);
+        _writeRewardStake(operator, 0);
 
         if (slashed != 0) token.burn(slashed);
     }
@@ -144,6 +162,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         if (!op.jailed) revert OperatorRegistryNotJailed(operator);
         op.jailed = false;
         emit OperatorUnjailed(operator);
+        if (op.status == OperatorStatus.Bonded) _writeRewardStake(operator, op.stake);
     }
 
     // ---------------------------------------------------------------- governance
@@ -200,6 +219,96 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     /// @inheritdoc IOperatorRegistry
     function unbondingDelay() external view returns (uint256) {
         return _unbondingDelay;
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function rewardStakeAt(address operator, uint256 epoch) external view returns (uint256) {
+        return _rewardStake[operator].upperLookup(SafeCast.toUint48(epoch));
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function totalRewardStakeAt(uint256 epoch) external view returns (uint256) {
+        return _totalRewardStake.upperLookup(SafeCast.toUint48(epoch));
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function slashedThrough(address operator) external view returns (uint256) {
+        return _slashedThrough[operator];
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function rewardWeights(address operator, uint256 fromEpoch, uint256 toEpoch)
+        external
+        view
+        returns (uint256[] memory weights, uint256[] memory totals)
+    {
+        if (toEpoch < fromEpoch) revert OperatorRegistryInvalidRange(fromEpoch, toEpoch);
+        uint256 n = toEpoch - fromEpoch + 1;
+        weights = new uint256[](n);
+        totals = new uint256[](n);
+        uint256 forfeited = _slashedThrough[operator];
+        uint256 start = forfeited > fromEpoch ? forfeited : fromEpoch;
+        if (start > toEpoch) return (weights, totals);
+        uint256 count = toEpoch - start + 1;
+        uint256[] memory own = _valuesAt(_rewardStake[operator], start, count + 1);
+        uint256[] memory all = _valuesAt(_totalRewardStake, start, count);
+        uint256 offset = start - fromEpoch;
+        for (uint256 k; k < count; ++k) {
+            // The weight is the smaller of the stake at the epoch and at the next: a fall during it forfeits it.
+            (uint256 stake, uint256 next) = (own[k], own[k + 1]);
+            weights[offset + k] = stake < next ? stake : next;
+            totals[offset + k] = all[k];
+        }
+    }
+
+    /// @dev The values of `t` at epochs `start` to `start + count - 1`: one binary search, then one read per
+    /// epoch (a key holds at most one checkpoint; `i` counts the checkpoints keyed at most the epoch).
+    function _valuesAt(Checkpoints.Trace208 storage t, uint256 start, uint256 count)
+        private
+        view
+        returns (uint256[] memory values)
+    {
+        values = new uint256[](count);
+        uint256 length = t.length();
+        uint256 i = _position(t, start);
+        uint256 value = i == 0 ? 0 : t.at(uint32(i - 1))._value;
+        for (uint256 k; k < count; ++k) {
+            if (k != 0 && i < length) {
+                Checkpoints.Checkpoint208 memory c = t.at(uint32(i));
+                // slither-disable-next-line incorrect-equality -- epoch keys are exact: one checkpoint per epoch
+                if (c._key == start + k) (value, i) = (c._value, i + 1);
+            }
+            values[k] = value;
+        }
+    }
+
+    /// @dev Writes `operator`'s rewardable stake `value` from the next epoch on, and moves the total by the change.
+    function _writeRewardStake(address operator, uint256 value) private {
+        uint48 key = SafeCast.toUint48(_currentEpoch() + 1);
+        Checkpoints.Trace208 storage own = _rewardStake[operator];
+        uint256 before = own.latest();
+        if (value == before) return;
+        // slither-disable-next-line unused-return -- push returns the old and new values, known here already
+        own.push(key, SafeCast.toUint208(value));
+        uint256 total = _totalRewardStake.latest();
+        // Cannot underflow: the total is the sum of every operator's latest value, `before` among them.
+        // slither-disable-next-line unused-return -- push returns the old and new values, known here already
+        _totalRewardStake.push(key, SafeCast.toUint208(total + value - before));
+        emit RewardStakeChanged(operator, key, value);
+    }
+
+    /// @dev The number of checkpoints of `t` with a key at most `epoch`.
+    function _position(Checkpoints.Trace208 storage t, uint256 epoch) private view returns (uint256 low) {
+        uint256 high = t.length();
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (t.at(uint32(mid))._key > epoch) high = mid;
+            else low = mid + 1;
+        }
+    }
+
+    function _currentEpoch() private view returns (uint256) {
+        return (block.timestamp - _epochGenesis) / _epochLength;
     }
 
     function _checkListing(string calldata endpoint, uint16[] calldata models) private pure {

@@ -47,9 +47,10 @@ interface IBurnMintEquilibrium {
     error BmeBelowMinimumMint(uint256 credits, uint256 minimum);
     /// @notice The call would give `actual`, less than the caller's bound of `minimum`.
     error BmeSlippageExceeded(uint256 actual, uint256 minimum);
-    /// @notice The oracle's price from `updatedAt` is older than `maxAge` seconds (or from the future).
+    /// @notice The oracle's price from `updatedAt` is older than the oracle's `maxAge` seconds (or from the future).
     error BmeOracleStale(uint256 updatedAt, uint256 maxAge);
-    /// @notice The oracle reported a price of zero, or could not report one.
+    /// @notice The oracle reported a price of zero, or failed without a reason (an oracle with a reason, such as a
+    /// sequencer down, reverts with its own error).
     error BmeOracleNonPositive();
     /// @notice The oracle's confidence band `confidence` is wider than `maxConfidenceBps` of `price`.
     error BmeOracleUncertain(uint256 price, uint256 confidence, uint256 maxConfidenceBps);
@@ -91,7 +92,8 @@ interface IBurnMintEquilibrium {
     /// @notice Changes the parameters. Only callable by governance (the timelock).
     function setParameters(BmeParameters.Core calldata parameters) external;
 
-    /// @notice Changes the price oracle. Only callable by governance.
+    /// @notice Changes the price oracle. Only callable by governance. The oracle must be a contract answering a
+    /// positive `maxAge` (its freshness limit).
     function setOracle(address oracle) external;
 
     /// @notice Changes the seed buffer, in CMP, counted as backing in the collateral ratio. Only governance.

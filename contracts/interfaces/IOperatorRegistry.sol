@@ -14,8 +14,14 @@ enum OperatorStatus {
 /// they update them, ask to unbond, and withdraw their stake after the unbonding delay. Governance's slasher
 /// (`SLASHER_ROLE`) burns stake against an evidence hash and jails the operator; the relayer dispatches only to
 /// active operators (bonded, not jailed, stake at least `minStake`). Every change emits an event, so the active set
-/// can be rebuilt from the chain's logs alone. Emission rewards do not depend on the status: the schedule reads
-/// only `firstEpochOf`, where an operator's first claim starts.
+/// can be rebuilt from the chain's logs alone.
+///
+/// Emission rewards follow rewardable stake, not work: an operator's rewardable stake is its stake while Bonded and
+/// not jailed, else 0. Every change to it (registration, unbonding request, slash, unjail) takes effect at the next
+/// epoch, recorded per operator and in total by epoch (OpenZeppelin `Checkpoints`). The reward weight of an
+/// operator in epoch e is the smaller of its rewardable stake at e and at e + 1, so joining during e earns nothing
+/// for e and leaving, being jailed or slashed during e forfeits e; the weights of an epoch sum to at most the total
+/// at e, the denominator. A slash also forfeits every epoch up to and including the slash's (`slashedThrough`).
 interface IOperatorRegistry {
     /// @notice An operator's stored state: one storage slot.
     /// @param stake CMP staked (18 decimals).
@@ -48,6 +54,10 @@ interface IOperatorRegistry {
     );
     /// @notice The slasher released `operator` from jail.
     event OperatorUnjailed(address indexed operator);
+    /// @notice From epoch `epoch` on, `operator`'s rewardable stake is `stake`.
+    event RewardStakeChanged(address indexed operator, uint256 epoch, uint256 stake);
+    /// @notice A slash forfeited `operator`'s emission rewards of every epoch before `beforeEpoch` not yet claimed.
+    event RewardsForfeited(address indexed operator, uint256 beforeEpoch);
     /// @notice Governance changed the smallest stake an active operator needs.
     event MinStakeUpdated(uint256 minStake);
     /// @notice Governance changed the seconds between an unbonding request and the withdrawal.
@@ -75,6 +85,8 @@ interface IOperatorRegistry {
     error OperatorRegistryNotJailed(address operator);
     /// @notice An amount of zero was given.
     error OperatorRegistryZeroAmount();
+    /// @notice A range of epochs from `fromEpoch` to `toEpoch` must not end before it starts.
+    error OperatorRegistryInvalidRange(uint256 fromEpoch, uint256 toEpoch);
     /// @notice The unbonding delay must be at most 365 days.
     error OperatorRegistryInvalidUnbondingDelay(uint256 unbondingDelay);
 
@@ -120,6 +132,24 @@ interface IOperatorRegistry {
 
     /// @notice The escrow epoch of `operator`'s first registration; reverts when it never registered.
     function firstEpochOf(address operator) external view returns (uint256);
+
+    /// @notice `operator`'s rewardable stake (its stake while Bonded and not jailed) in epoch `epoch`.
+    function rewardStakeAt(address operator, uint256 epoch) external view returns (uint256);
+
+    /// @notice The sum of all operators' rewardable stakes in epoch `epoch`: the denominator of its emission.
+    function totalRewardStakeAt(uint256 epoch) external view returns (uint256);
+
+    /// @notice One more than the epoch of `operator`'s last slash (0: never slashed); rewards of epochs before it
+    /// are forfeited.
+    function slashedThrough(address operator) external view returns (uint256);
+
+    /// @notice For each epoch from `fromEpoch` to `toEpoch` inclusive: `operator`'s reward weight (the smaller of
+    /// its rewardable stake at the epoch and at the next, zero for an epoch forfeited by a slash) and the total
+    /// rewardable stake at the epoch.
+    function rewardWeights(address operator, uint256 fromEpoch, uint256 toEpoch)
+        external
+        view
+        returns (uint256[] memory weights, uint256[] memory totals);
 
     /// @notice The smallest stake of an active operator, in CMP base units.
     function minStake() external view returns (uint256);

@@ -13,6 +13,7 @@ library BmeMath {
     uint256 internal constant BPS = 10_000;
     /// @dev tokens * price / 1e18 gives dollars in WAD; / 1e12 gives CRD base units: 1e30 in all.
     uint256 internal constant TOKEN_PRICE_TO_CREDITS = 1e30;
+    uint256 private constant TOKEN_PRICE_TO_CREDITS_PER_BPS = TOKEN_PRICE_TO_CREDITS / BPS;
 
     /// @notice Credits received for burning `tokens` at `price`, less `spreadBps`, rounded down.
     function toCreditsDown(uint256 tokens, uint256 price, uint256 spreadBps) internal pure returns (uint256) {
@@ -61,7 +62,7 @@ library BmeMath {
     {
         if (outstandingCredits == 0) return type(uint256).max;
         // backing * price / 1e18 / 1e12 * 1e4 / outstanding
-        return Math.mulDiv(backingTokens, price, outstandingCredits * (TOKEN_PRICE_TO_CREDITS / BPS));
+        return Math.mulDiv(backingTokens, price, outstandingCredits * TOKEN_PRICE_TO_CREDITS_PER_BPS);
     }
 
     /// @notice Whether `confidence` is within `maxConfidenceBps` of `price`.

@@ -6,7 +6,7 @@ pragma solidity ^0.8.24;
 /// Defaults are named constants; the live values are changed only by governance through the timelock.
 /// Mirrored by `offchain/bme/economics/params.py`.
 library BmeParameters {
-    /// @dev One storage slot (232 bits).
+    /// @dev One storage slot (200 bits). The oracle's freshness limit is the oracle's own (`IPriceOracle.maxAge`).
     struct Core {
         uint16 mintSpreadBps;
         uint16 settleSpreadBps;
@@ -15,7 +15,6 @@ library BmeParameters {
         uint16 crHysteresisBps;
         uint16 oracleMaxConfidenceBps;
         uint8 confidenceMultiplier;
-        uint32 oracleMaxAge;
         uint32 mintWindow;
         uint64 minMintCredits;
     }
@@ -34,8 +33,6 @@ library BmeParameters {
     uint16 internal constant ORACLE_MAX_CONFIDENCE_BPS = 150;
     /// @dev Helium: burns are priced at the EMA less two confidence bands (and redemptions plus two).
     uint8 internal constant CONFIDENCE_MULTIPLIER = 2;
-    /// @dev Akash AEP-76: an oracle price older than 30 seconds is stale.
-    uint32 internal constant ORACLE_MAX_AGE = 30;
     /// @dev Helium: the mint circuit breaker looks back over a rolling 24-hour window.
     uint32 internal constant MINT_WINDOW = 24 hours;
     /// @dev Akash AEP-76: a burn must mint at least 10 credits (10 CRD, 6 decimals).
@@ -54,16 +51,15 @@ library BmeParameters {
             crHysteresisBps: CR_HYSTERESIS_BPS,
             oracleMaxConfidenceBps: ORACLE_MAX_CONFIDENCE_BPS,
             confidenceMultiplier: CONFIDENCE_MULTIPLIER,
-            oracleMaxAge: ORACLE_MAX_AGE,
             mintWindow: MINT_WINDOW,
             minMintCredits: MIN_MINT_CREDITS
         });
     }
 
-    /// @notice Whether `p` is a coherent set: spreads below 50 %, halt below warn, a usable oracle policy.
+    /// @notice Whether `p` is a coherent set: spreads below 50 %, halt below warn, a usable confidence policy.
     function isValid(Core memory p) internal pure returns (bool) {
         return p.mintSpreadBps < 5000 && p.settleSpreadBps < 5000 && p.crHaltBps < p.crWarnBps
             && p.crHysteresisBps <= 2000 && p.oracleMaxConfidenceBps <= 10_000 && p.confidenceMultiplier <= 10
-            && p.oracleMaxAge > 0 && p.mintWindow > 0 && p.minMintCredits > 0;
+            && p.mintWindow > 0 && p.minMintCredits > 0;
     }
 }

@@ -9,12 +9,14 @@ pragma solidity ^0.8.24;
 library EmissionMath {
     uint256 internal constant WAD = 1e18;
     uint256 internal constant BPS = 10_000;
+    uint256 private constant WAD_PER_BPS = WAD / BPS;
 
     /// @notice `x` to the power `n`, both WAD, by squaring, each product rounded down: never above the exact power.
     /// @dev `x` must be at most WAD, so no product exceeds 1e36.
     function rpowDown(uint256 x, uint256 n) internal pure returns (uint256 z) {
         z = WAD;
         while (n != 0) {
+            // slither-disable-next-line divide-before-multiply -- by design: each product rounds down, never above the exact power
             if (n & 1 != 0) z = z * x / WAD;
             x = x * x / WAD;
             n >>= 1;
@@ -24,7 +26,7 @@ library EmissionMath {
     /// @notice `amount` after `periods` decays of `decayBps` each, rounded down.
     function decayedDown(uint256 amount, uint256 decayBps, uint256 periods) internal pure returns (uint256) {
         if (decayBps == 0 || periods == 0) return amount;
-        return amount * rpowDown((BPS - decayBps) * (WAD / BPS), periods) / WAD;
+        return amount * rpowDown((BPS - decayBps) * WAD_PER_BPS, periods) / WAD;
     }
 
     /// @notice An upper bound on all a segment emits, rounded up: `amount` per epoch for `epochs` epochs (zero:
@@ -42,13 +44,13 @@ library EmissionMath {
         return geometric < finite ? geometric : finite;
     }
 
-    /// @notice An operator's share of an epoch's `emission` for `work` of the epoch's `totalWork`, rounded down, so
-    /// the shares of all operators never exceed the emission.
-    function rewardDown(uint256 emission, uint256 work, uint256 totalWork) internal pure returns (uint256) {
+    /// @notice An operator's share of an epoch's `emission` for reward weight `weight` of the epoch's total
+    /// `totalWeight`, rounded down, so the shares of all operators never exceed the emission.
+    function rewardDown(uint256 emission, uint256 weight, uint256 totalWeight) internal pure returns (uint256) {
         unchecked {
-            // Cannot overflow: emission < 2^96 (a segment's amount) and work <= totalWork < 2^128 (the escrow's
-            // packed halves), so the product is below 2^224. A zero totalWork still reverts.
-            return emission * work / totalWork;
+            // Cannot overflow: emission < 2^96 (a segment's amount) and a weight is a stake (< 2^128, the
+            // registry's stake field), so the product is below 2^224. A zero totalWeight still reverts.
+            return emission * weight / totalWeight;
         }
     }
 }

@@ -8,8 +8,8 @@ they refuse any chain but a devnet's (chain id 31337 or 1337).
   `fund` transfers from that reserve. ETH comes from the faucet's devnet balance as well.
 - **Time** moves with `evm_increaseTime` / `evm_setNextBlockTimestamp` and a mined block.
 - **The price** is pushed to the `ManualPriceOracle` by its feeder, found among the devnet accounts by its
-  `FEEDER_ROLE`. The oracle refuses readings older than 30 s, so every move of the clock is followed by a
-  fresh push of the current price.
+  `FEEDER_ROLE`. The oracle refuses readings older than its `maxAge` (30 s), so every move of the clock is
+  followed by a fresh push of the current price; a move past its step bound is pushed in bounded steps.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from bme.chain.client import ChainClient, Sent
-from bme.chain.deploy import Protocol, role
+from bme.chain.deploy import DEVNET_CHAIN_IDS, Protocol, role
 from bme.chain.devnet import devnet_keys
 from bme.display import cmp as show_cmp
 from bme.display import eth as show_eth
+from bme.economics.oracle import bounded_steps, step_within
 from bme.errors import BmeError, ChainError, ConfigError, ContractRevert
 
-#: Chain ids of local devnets (anvil and hardhat use 31337; ganache and geth's dev mode 1337).
-DEVNET_CHAIN_IDS = (31337, 1337)
 #: The devnet account that holds the CMP reserve `fund` hands out.
 FAUCET_INDEX = 9
 #: CMP minted to the faucet by a devnet deployment.
@@ -178,20 +177,33 @@ def push_price(
 
     A block is mined first, so the reading carries the clock's time rather than that of the last block, which
     may be minutes old on an idle devnet; a push racing another one from the same feeder (a stack's feeder
-    and `bme devnet price`) is tried again.
+    and `bme devnet price`) is tried again. A move past the oracle's step bound (`maxStepBps`, 10 % by
+    default) is pushed as several bounded steps observed a step period (at least a second) apart, the last one
+    now (the clock moves on by as much as the steps need beyond the time since the last push).
     """
     client, oracle = protocol.client, protocol.oracle
+    max_step_bps = int(oracle.functions.maxStepBps().call())
+    period = int(oracle.functions.stepPeriod().call())
+    spacing = max(period, 1)
     last: BmeError | None = None
     for _ in range(tries):
         current, updated_at, current_confidence = oracle.functions.latestPrice().call()
-        now = mine(client)
-        if now <= updated_at:  # a push in this very second: observe the next one
-            now = mine(client, int(updated_at) + 1)
         value = int(current) if price is None else price
         band = int(current_confidence) if confidence is None else confidence
+        if value <= 0:
+            raise ConfigError("the oracle has no price to push again: set one first (`bme devnet price USD`)")
+        steps = bounded_steps(int(current), value, max_step_bps)
+        span = (len(steps) - 1) * spacing
+        now = mine(client)
+        first = max(now - span, int(updated_at) + 1)
+        if not step_within(int(current), steps[0], max_step_bps, first - int(updated_at), period):
+            first = int(updated_at) + spacing  # a full step: a whole step period after the last push
+        if first + span > now:  # too soon for the steps: the clock moves on to their time
+            now = mine(client, first + span)
         client.reset_nonce(feeder.address)  # another process may have used the feeder's nonce
         try:
-            client.send(feeder, oracle.functions.pushPrice(value, band, now))
+            for i, step in enumerate(steps):
+                client.send(feeder, oracle.functions.pushPrice(step, band, first + i * spacing))
         except ContractRevert as exc:
             if exc.name != "ManualPriceOracleBadTimestamp":
                 raise

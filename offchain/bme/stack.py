@@ -235,7 +235,7 @@ class LocalStack:
                 relayers=[self.relayer_account.address],
                 genesis=genesis,
                 models=list(self.config.models),
-                feeder=self.feeder.address,
+                feeders=[self.feeder.address],
             ),
         )
         self.protocol.deployment.save(self.deployment_file)

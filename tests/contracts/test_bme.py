@@ -41,7 +41,6 @@ DEFAULTS = {
     "crHysteresisBps": 100,
     "oracleMaxConfidenceBps": 150,
     "confidenceMultiplier": 2,
-    "oracleMaxAge": 30,
     "mintWindow": 86_400,
     "minMintCredits": 10 * CRD,
 }
@@ -605,7 +604,6 @@ def test_set_parameters_at_the_edge_of_validity_is_accepted(protocol: Deployed, 
         crHysteresisBps=2000,
         oracleMaxConfidenceBps=10_000,
         confidenceMultiplier=10,
-        oracleMaxAge=1,
         mintWindow=1,
         minMintCredits=1,
     )
@@ -623,7 +621,6 @@ def test_set_parameters_at_the_edge_of_validity_is_accepted(protocol: Deployed, 
         {"crHysteresisBps": 2001},
         {"oracleMaxConfidenceBps": 10_001},
         {"confidenceMultiplier": 11},
-        {"oracleMaxAge": 0},
         {"mintWindow": 0},
         {"minMintCredits": 0},
     ],
@@ -646,7 +643,9 @@ def test_set_zero_address_reverts(protocol: Deployed, gov: Governance, setter: s
 def test_set_oracle_through_timelock_switches_the_price_source(
     protocol: Deployed, project: Any, chain: Any, gov: Governance
 ) -> None:
-    other = project.ManualPriceOracle.deploy(protocol.timelock, protocol.deployer, sender=protocol.deployer)
+    other = project.ManualPriceOracle.deploy(
+        protocol.timelock, protocol.deployer, 30, 1000, 0, sender=protocol.deployer
+    )
     tx = gov.execute(protocol.bme.setOracle, other)
     assert event_args(tx, protocol.bme.OracleUpdated) == [
         normalised(previousOracle=protocol.oracle, newOracle=other)

@@ -255,3 +255,55 @@ def test_unbonding_delay_above_a_year_reverts(protocol: Deployed, gov: Governanc
     advance(gov.chain, gov.delay)
     with reverts(protocol.registry.OperatorRegistryInvalidUnbondingDelay, unbondingDelay=365 * 86_400 + 1):
         gov.execute_scheduled(operation)
+
+
+# ---------------------------------------------------------------------------------------- rewardable stake
+
+
+def test_every_stake_change_is_checkpointed_for_the_next_epoch(
+    protocol: Deployed, chain: Any, operator: Any
+) -> None:
+    p, reg = protocol, protocol.registry
+    e = int(p.escrow.currentEpoch())
+    tx = register(p, operator, 1_500 * CMP)
+    assert event_args(tx, reg.RewardStakeChanged) == [
+        normalised(operator=operator, epoch=e + 1, stake=1_500 * CMP)
+    ]
+    assert [reg.rewardStakeAt(operator, k) for k in (e, e + 1, e + 9)] == [0, 1_500 * CMP, 1_500 * CMP]
+    assert [reg.totalRewardStakeAt(k) for k in (e, e + 1)] == [0, 1_500 * CMP]
+    next_tx_at(chain, int(p.escrow.epochGenesis()) + (e + 1) * int(p.escrow.epochLength()) + 5)
+    reg.slash(operator, 500 * CMP, EVIDENCE, sender=p.slasher)  # during e + 1: jailed from e + 2
+    assert [reg.rewardStakeAt(operator, k) for k in (e + 1, e + 2)] == [1_500 * CMP, 0]
+    assert reg.totalRewardStakeAt(e + 1) == 1_500 * CMP
+    assert reg.slashedThrough(operator) == e + 2
+    # The slash forfeits every epoch through e + 1 (reported as 0 of 0), and e + 2 has no rewardable stake.
+    assert reg.rewardWeights(operator, e, e + 2) == ([0, 0, 0], [0, 0, 0])
+    reg.unjail(operator, sender=p.slasher)  # in the same epoch: the next epoch's value is rewritten
+    assert [reg.rewardStakeAt(operator, k) for k in (e + 1, e + 2)] == [1_500 * CMP, 1_000 * CMP]
+    assert reg.totalRewardStakeAt(e + 2) == 1_000 * CMP
+    reg.requestUnbonding(sender=operator)
+    assert (reg.rewardStakeAt(operator, e + 2), reg.totalRewardStakeAt(e + 2)) == (0, 0)
+
+
+def test_jail_keeps_a_re_registration_unrewarded(protocol: Deployed, chain: Any, operator: Any) -> None:
+    p, reg = protocol, protocol.registry
+    register(p, operator)
+    reg.requestUnbonding(sender=operator)
+    reg.slash(operator, 1, EVIDENCE, sender=p.slasher)
+    advance(chain, UNBONDING_DELAY + 1)
+    reg.withdraw(sender=operator)
+    register(p, operator)  # jailed still: bonded, but its stake is not rewardable
+    e = int(p.escrow.currentEpoch())
+    assert (reg.rewardStakeAt(operator, e + 1), reg.totalRewardStakeAt(e + 1)) == (0, 0)
+
+
+def test_reward_weights_of_a_reversed_range_revert(protocol: Deployed, operator: Any) -> None:
+    call_reverts(
+        protocol.registry.OperatorRegistryInvalidRange,
+        protocol.registry.rewardWeights,
+        operator,
+        5,
+        4,
+        fromEpoch=5,
+        toEpoch=4,
+    )

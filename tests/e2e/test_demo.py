@@ -22,7 +22,7 @@ def test_the_demo_pays_answers_settles_claims_and_redeems() -> None:
     job = result["job"]
     assert job["state"] == "SETTLED" and job["answer"]
     assert job["output_tokens"] <= 24 and job["charge"] > 0 and job["refund"] > 0
-    assert result["reward"] > 0  # the epoch's emission, minted to the only operator that worked
+    assert result["reward"] > 0  # the epoch's emission, minted to the only staked operator
     assert result["redeemed"]["credits"] == job["charge"]
     figures = result["figures"]
     assert figures["cmp_emitted"] == result["reward"]
@@ -32,7 +32,7 @@ def test_the_demo_pays_answers_settles_claims_and_redeems() -> None:
         "2. An operator node",
         "3. A user burns",
         "4. The settlement",
-        "5. The epoch ends",
+        "5. The challenge window passes",
         "6. The operator redeems",
         "verified",
         "demo complete",

@@ -82,7 +82,13 @@ def test_fund_sends_eth_and_cmp_from_the_faucet(stack: LocalStack) -> None:
 def test_the_helpers_refuse_a_chain_that_is_no_devnet(tmp_path: Path) -> None:
     with Anvil(chain_id=5) as anvil:
         client = ChainClient.connect(anvil.url)
-        protocol = deploy_protocol(client, Account.from_key(devnet_keys(1)[0]), DeployConfig())
+        deployer, feeder, proposer, guardian = devnet_keys(4)
+        roles = DeployConfig(
+            feeders=[Account.from_key(feeder).address],
+            proposers=[Account.from_key(proposer).address],
+            guardian=Account.from_key(guardian).address,
+        )
+        protocol = deploy_protocol(client, Account.from_key(deployer), roles)
         deployment = tmp_path / "deployment.json"
         protocol.deployment.save(deployment)
         assert json.loads(deployment.read_text())["chain_id"] == 5

@@ -178,18 +178,19 @@ def test_an_operators_life_through_the_cli(devnet: Devnet) -> None:
 
     devnet.advance(1)
     devnet.work(1, 3 * CRD)
-    fails(devnet.bme("claim", **by_name), "has not ended")  # no finished epoch with work yet
-    devnet.advance(EPOCH)
+    # Staked during epoch 0, it earns from epoch 1, claimable once two more epochs have ended (from epoch 4).
+    fails(devnet.bme("claim", **by_name), "challenge window")
+    devnet.advance(4 * EPOCH)
     r = devnet.bme("status", **by_name)
     assert r.returncode == 0, r.stderr
     assert "rewards to claim 2,000,000 CMP" in r.stdout and "job earnings 3 CRD" in r.stdout
 
     r = devnet.bme("claim", **by_name)
     assert r.returncode == 0, r.stderr
-    assert "claim: transaction 0x" in r.stdout and "claimed 2,000,000 CMP for epochs 0 to 0" in r.stdout
+    assert "claim: transaction 0x" in r.stdout and "claimed 2,000,000 CMP for epochs 0 to 1" in r.stdout
     assert r.stderr == ""  # the receipt's CMP transfer log is not decoded as a claim: no warnings
     assert p.token.functions.balanceOf(op).call() == 500 * CMP + 2_000_000 * CMP
-    fails(devnet.bme("claim", **by_name), "already claimed through epoch 0")
+    fails(devnet.bme("claim", **by_name), "already claimed through epoch 1")
 
     r = devnet.bme("redeem", **by_name)
     assert r.returncode == 0, r.stderr

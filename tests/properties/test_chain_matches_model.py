@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
 from bme.economics.jobs import JobStatus
-from bme.economics.model import ProtocolModel, Settlement
+from bme.economics.model import Oracle, ProtocolModel, Settlement
 from bme.economics.status import Status
 from tests.conftest import CMP, GENESIS, Deployed
 from tests.properties.machine import GAS, ChainModelMachine
@@ -26,6 +26,11 @@ class ChainVersusModel(ChainModelMachine):
             window_start=self.p.window_start,
             epoch_genesis=self.p.escrow.epochGenesis(),
             epoch_length=self.p.escrow.epochLength(),
+            oracle=Oracle(
+                max_age=self.p.oracle.maxAge(),
+                max_step_bps=self.p.oracle.maxStepBps(),
+                step_period=self.p.oracle.stepPeriod(),
+            ),
         )
         self.model.models[1] = (100_000, 200_000, True)
         for u in self.p.users:

@@ -97,12 +97,17 @@ def random_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "redeem_every": draw(st.integers(1, 3)),
             "redeem_share": draw(st.sampled_from([1.0, 0.5, 0.3333])),
             "claim_every": draw(st.integers(1, 2)),
+            "wash": draw(
+                st.sampled_from([None, None, {"usd_per_epoch": 0}, {"usd_per_epoch": 45, "cmp": 300}])
+            ),
         }
         for i in range(draw(st.integers(1, 2)))
     ]
     for o in operators:
         if o["models"] is None:
             del o["models"]
+        if o["wash"] is None:
+            del o["wash"]
     return {
         "name": "random",
         "seed": draw(st.integers(0, 2**32)),
@@ -124,6 +129,8 @@ def random_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "cr_hysteresis_bps": draw(st.sampled_from([0, 100, 500])),
             "confidence_multiplier": draw(st.sampled_from([0, 2, 5])),
             "oracle_max_age": draw(st.sampled_from([1, 30, 2 * length])),
+            "oracle_max_step_bps": draw(st.sampled_from([0, 1_000, 5_000])),
+            "oracle_step_period": draw(st.sampled_from([0, 1])),
             "mint_window": draw(st.sampled_from(["1h", "1d"])),
             "min_mint_credits": draw(st.sampled_from([0.5, 10, 40])),
             "mint_limit": draw(st.sampled_from([3, 60, 100_000])),

@@ -1,7 +1,12 @@
 """Deployment and wiring of the whole protocol, then hand-over of every role to the timelock.
 
 The deployer holds the admin roles only while it wires the contracts; when `deploy_protocol` returns, the
-timelock (governance) holds them and the deployer holds none.
+timelock (governance) holds them and the deployer holds no role but those it was named for. Who else holds
+what is given explicitly: the oracle's feeders, the timelock's proposers, executors and cancellers, the
+guardian that may pause, the registry's slasher. On a chain that is not a local devnet, a deployment is
+refused unless the feeder, proposer and guardian are given and are distinct accounts, none of them the
+deployer: one key in charge of prices, governance and the pause is the risk this rule removes. A local devnet
+(`LOCAL_CHAIN_IDS`) keeps the one-key convenience: an unnamed role there goes to the deployer.
 """
 
 from __future__ import annotations
@@ -15,10 +20,22 @@ from web3 import Web3
 from web3.contract import Contract
 
 from bme.chain.client import ChainClient
-from bme.economics.emission import DEFAULT_HARD_CAP, DEFAULT_SEGMENTS, Schedule, Segment
+from bme.economics.emission import (
+    DEFAULT_CLAIM_DELAY_EPOCHS,
+    DEFAULT_HARD_CAP,
+    DEFAULT_SEGMENTS,
+    Schedule,
+    Segment,
+)
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.economics.params import Parameters
+from bme.errors import ConfigError
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
+#: Chain ids of local devnets: anvil and hardhat (31337); ganache, geth's dev mode, Ape's test chain (1337).
+DEVNET_CHAIN_IDS = (31337, 1337)
+#: Where one key may hold every role: the devnets and eth-tester's in-process chain (`--chain inprocess`).
+LOCAL_CHAIN_IDS = (*DEVNET_CHAIN_IDS, 131277322940537)
 
 
 def role(name: str) -> bytes:
@@ -42,7 +59,8 @@ SMOLLM2 = ModelListing(1, "SmolLM2-135M-Instruct", 100_000, 200_000)
 
 @dataclass
 class DeployConfig:
-    """What to deploy with. Addresses left empty default to the deployer."""
+    """What to deploy with. On a local devnet, a role left unnamed goes to the deployer (the slasher: to the
+    timelock); elsewhere `feeders`, `proposers` and `guardian` are required (`check_roles`)."""
 
     timelock_delay: int = 2 * 24 * 3600
     epoch_length: int = 24 * 3600  # Helium's 24 h epochs; AEP-79 allows 65 s to 93,600 s
@@ -51,12 +69,20 @@ class DeployConfig:
     models: list[ModelListing] = field(default_factory=lambda: [SMOLLM2])
     genesis: dict[str, int] = field(default_factory=dict)
     relayers: list[str] = field(default_factory=list)
-    feeder: str = ""
-    guardian: str = ""
-    proposer: str = ""
+    feeders: list[str] = field(default_factory=list)  # may push prices to the manual oracle
+    proposers: list[str] = field(default_factory=list)  # schedule (and cancel) timelock operations
+    executors: list[str] = field(default_factory=list)  # execute ready operations; [] = the proposers
+    cancellers: list[str] = field(default_factory=list)  # cancel scheduled operations, beside the proposers
+    guardian: str = ""  # may pause the BME core and the escrow
     slasher: str = ""  # the operator registry's slasher; defaults to the timelock
+    oracle_max_age: int = DEFAULT_MAX_AGE  # seconds a pushed price stays usable
+    oracle_max_step_bps: int = DEFAULT_MAX_STEP_BPS  # the most one push moves the price; 0: no bound (devnet)
+    oracle_step_period: int = (
+        DEFAULT_STEP_PERIOD  # seconds a full step needs; 0: every push (a rate bound off)
+    )
     emission_segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
     emission_hard_cap: int = DEFAULT_HARD_CAP
+    claim_delay_epochs: int = DEFAULT_CLAIM_DELAY_EPOCHS  # the emission's challenge window
     min_stake: int | None = None  # None: the registry's default (1,000 CMP)
     unbonding_delay: int | None = None  # None: the registry's default (21 days)
     # Governance settings applied while the deployer still governs, before the hand-over to the timelock:
@@ -128,19 +154,87 @@ class Protocol:
         )
 
 
+def check_roles(config: DeployConfig, deployer: str, chain_id: int) -> None:
+    """Refuses, with every reason at once, a configuration that leaves one key in charge on a chain that is
+    not a local devnet: the feeder, proposer and guardian must be given, no account may hold two of these
+    parts, the deployer may hold no role at all, and the oracle's price step must be bounded. Every address
+    must be one, on any chain. (Executors may include the zero address: anyone may then execute a ready
+    operation.)"""
+    singles = [a for a in (config.guardian, config.slasher) if a]
+    lists = (config.feeders, config.proposers, config.executors, config.cancellers, config.relayers)
+    bad = sorted({a for a in (*singles, *(a for part in lists for a in part)) if not Web3.is_address(a)})
+    if bad:
+        raise ConfigError(f"not an address: {', '.join(bad)}")
+    named = {
+        "feeder": config.feeders,
+        "proposer": config.proposers,
+        "guardian": [config.guardian] if config.guardian else [],
+    }
+    if chain_id in LOCAL_CHAIN_IDS:
+        return
+    problems = [f"no {part} given" for part, given in named.items() if not given]
+    me = Web3.to_checksum_address(deployer)
+    holders: dict[str, set[str]] = {}
+    for part, given in named.items():
+        for address in given:
+            holders.setdefault(Web3.to_checksum_address(address), set()).add(part)
+    for address, parts in sorted(holders.items()):
+        if address == me:
+            problems.append(f"the deployer {me} is named {' and '.join(sorted(parts))}")
+        elif len(parts) > 1:
+            problems.append(
+                f"{address} is named {' and '.join(sorted(parts))}: give each part its own account"
+            )
+    others = {
+        "executor": config.executors,
+        "canceller": config.cancellers,
+        "slasher": [config.slasher] if config.slasher else [],
+        "relayer": config.relayers,
+    }
+    for part, given in others.items():
+        if me in (Web3.to_checksum_address(a) for a in given):
+            problems.append(f"the deployer {me} is named {part}")
+    if config.oracle_max_step_bps == 0:
+        problems.append("the oracle's price step is unbounded (oracle_max_step_bps 0)")
+    if problems:
+        raise ConfigError(
+            f"refusing to deploy on chain {chain_id}, which is not a local devnet "
+            f"({', '.join(map(str, LOCAL_CHAIN_IDS))}): " + "; ".join(problems)
+        )
+
+
+def _addresses(values: list[str], default: str) -> list[str]:
+    return [Web3.to_checksum_address(v) for v in values] or [default]
+
+
 def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployConfig) -> Protocol:
-    """Deploys, wires and configures every contract, then hands all authority to the timelock."""
+    """Deploys, wires and configures every contract, then hands all authority to the timelock.
+
+    Refused (`ConfigError`, before any transaction) on a chain that is not a local devnet unless the roles
+    are spread over distinct accounts (`check_roles`). When it returns, the deployer holds no role on any
+    contract except, on a local devnet only, those it was named for or that default to it (feeder, proposer,
+    executor, canceller, guardian)."""
     me = deployer.address
-    feeder = config.feeder or me
-    guardian = config.guardian or me
-    proposer = config.proposer or me
+    check_roles(config, me, client.chain_id)
+    feeders = _addresses(config.feeders, me)
+    guardian = Web3.to_checksum_address(config.guardian) if config.guardian else me
+    proposers = _addresses(config.proposers, me)
+    executors = [Web3.to_checksum_address(e) for e in config.executors] or proposers
     schedule = config.schedule
     send = client.send
     first_block = client.w3.eth.block_number + 1
 
-    timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, [proposer], [proposer], me)
+    timelock = client.deploy(deployer, "BmeTimelock", config.timelock_delay, proposers, executors, me)
     gov = timelock.address
-    oracle = client.deploy(deployer, "ManualPriceOracle", gov, feeder)
+    oracle = client.deploy(
+        deployer,
+        "ManualPriceOracle",
+        me,
+        feeders[0],
+        config.oracle_max_age,
+        config.oracle_max_step_bps,
+        config.oracle_step_period,
+    )
     token = client.deploy(deployer, "ComputeToken", me)
     credit = client.deploy(deployer, "ComputeCredit", me)
     bme = client.deploy(
@@ -167,6 +261,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         token.address,
         schedule.hard_cap,
         [s.as_tuple() for s in schedule.segments],
+        config.claim_delay_epochs,
     )
 
     minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")
@@ -199,6 +294,13 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         send(deployer, registry.functions.setUnbondingDelay(config.unbonding_delay))
     for relayer in config.relayers:
         send(deployer, escrow.functions.grantRole(role("RELAYER_ROLE"), Web3.to_checksum_address(relayer)))
+    for feeder in feeders[1:]:
+        send(deployer, oracle.functions.grantRole(role("FEEDER_ROLE"), feeder))
+    for canceller in config.cancellers:
+        send(
+            deployer,
+            timelock.functions.grantRole(role("CANCELLER_ROLE"), Web3.to_checksum_address(canceller)),
+        )
     if config.genesis:
         send(deployer, token.functions.grantRole(minter, me))
         for holder, amount in config.genesis.items():
@@ -211,12 +313,12 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))
         send(deployer, c.functions.renounceRole(governor, me))
         send(deployer, c.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
-    for c in (token, credit):
+    for c in (token, credit, oracle):
         send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))
         send(deployer, c.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
     send(deployer, timelock.functions.renounceRole(DEFAULT_ADMIN_ROLE, me))
 
-    if feeder == me:
+    if me in feeders:
         now = client.timestamp()
         send(deployer, oracle.functions.pushPrice(config.price, config.confidence, now))
 

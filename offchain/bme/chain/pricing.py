@@ -34,6 +34,7 @@ def read_market(protocol: Protocol) -> Market:
         updated_at=int(updated_at),
         chain_time=protocol.client.next_timestamp(),
         params=Parameters(*bme.parameters().call()),
+        max_age=int(oracle.functions.maxAge().call()),
         status=Status(bme.status().call()),
         backing_tokens=int(bme.remintCredits().call()) + int(bme.seedTokens().call()),
         outstanding_credits=int(bme.outstandingCredits().call()),

@@ -79,13 +79,15 @@ MESSAGES: dict[str, str] = {
     "OperatorRegistryNotJailed": "operator {0} is not jailed",
     "OperatorRegistryZeroAmount": "the amount must be greater than zero",
     "OperatorRegistryInvalidUnbondingDelay": "the unbonding delay must be at most 365 days ({0:s} given)",
+    "OperatorRegistryInvalidRange": "epochs {0} to {1}: a range must not end before it starts",
     # Emissions
     "EmissionScheduleInvalidSegment": "emission segment {0} is malformed",
     "EmissionScheduleExceedsCap": "the emission schedule could emit {0:cmp}, above its hard cap of {1:cmp}",
     "EmissionScheduleEpochNotEnded": "epoch {0} has not ended (the current epoch is {1})",
     "EmissionScheduleAlreadyClaimed": "{0} already claimed through epoch {1}: its next claim starts at {2}",
     "EmissionScheduleNothingToClaim": "nothing to claim: {0} has no rewards in epochs {1} to {2}",
-    "EmissionScheduleNothingToRelease": "every finished epoch is released already (through epoch {0} - 1)",
+    "EmissionScheduleInChallengeWindow": "epoch {0} is in its challenge window: claimable from epoch {1}",
+    "EmissionScheduleInvalidClaimDelay": "a challenge window of {0} epochs is longer than the 365 allowed",
     # Tokens and oracles
     "ComputeCreditTransferRestricted": "CRD cannot be transferred between accounts ({0} to {1})",
     "ManualPriceOracleZeroPrice": "the price must be positive",
@@ -93,8 +95,26 @@ MESSAGES: dict[str, str] = {
         "the price's timestamp {0:time} must follow the last one ({1:time}) and not be in the future"
     ),
     "ManualPriceOracleOverflow": "the price or its confidence is too large for the oracle's storage",
+    "ManualPriceOracleStepTooLarge": (
+        "the price {0:usd} is too far from the last one, {1:usd}: one push may move it at most {2} bps "
+        "(push several steps)"
+    ),
+    "ManualPriceOracleInvalidConfig": (
+        "the manual oracle's configuration is invalid: it needs an admin, a feeder, a maximum age of 1 s to "
+        "2^32 - 1 s and a step bound of at most 1,000,000 bps"
+    ),
     "ChainlinkPriceOracleNonPositive": "the price feed's answer {0} is not positive",
     "ChainlinkPriceOracleStale": "the price feed is stale (last update {0:ago}, limit {1:s})",
+    "ChainlinkPriceOracleOutOfBounds": (
+        "the price feed's answer {0} is outside the accepted range {1} to {2} (at the feed's decimals)"
+    ),
+    "ChainlinkPriceOracleIncompleteRound": (
+        "the price feed's round {0} is incomplete: its answer is from round {1}"
+    ),
+    "ChainlinkPriceOracleSequencerDown": "the L2 sequencer is down: no price is trusted until it is back",
+    "ChainlinkPriceOracleGracePeriod": (
+        "the L2 sequencer is back since {0:time}: prices are refused for {1:s} after that"
+    ),
     "ChainlinkPriceOracleInvalidConfig": "the price feed adapter's configuration is invalid",
     # OpenZeppelin: ERC-20, permit, signatures, roles, pause, timelock, arithmetic
     "ERC20InsufficientBalance": "{0} holds {1:token}, fewer than the {2:token} needed",
@@ -113,6 +133,8 @@ MESSAGES: dict[str, str] = {
     "StringTooLong": "the text {0!r} is too long",
     "AccessControlUnauthorizedAccount": "account {0} lacks the role {1:role} this call needs",
     "AccessControlBadConfirmation": "a role can be renounced only by the account holding it",
+    "CheckpointUnorderedInsertion": "a stake checkpoint cannot be written before the last one",
+    "SafeCastOverflowedUintDowncast": "the value {1} does not fit {0} bits",
     "EnforcedPause": "the protocol is paused",
     "ExpectedPause": "the protocol is not paused",
     "TimelockInvalidOperationLength": (

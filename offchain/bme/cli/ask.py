@@ -122,11 +122,7 @@ def run_ask(
             on_state=lambda b: status.update(f"  waiting: job {b['state'].lower()}"),
         )
     if result["state"] != JobState.SETTLED:
-        raise StepFailed(
-            "wait",
-            f"the job ended {result['state']}: {result.get('reason')}. After its deadline, "
-            f"`bme refund {job.job_hex}` returns its {crd(q.burn_credits)} to the wallet",
-        )
+        raise StepFailed("wait", ended_unsettled(result, job.job_hex, crd(q.burn_credits)))
     answer = str(result["answer"])
     settled = client.verify(job.job_id, answer)
     out.print("")
@@ -145,6 +141,19 @@ def run_ask(
         soft_wrap=True,
     )
     return result
+
+
+def ended_unsettled(result: dict[str, Any], job_hex: str, reserved: str) -> str:
+    """What a payer is told of a job that ended without a settlement: why, that no answer is handed out for
+    it, and how the reservation comes back."""
+    reason = str(result.get("reason") or "no reason given").rstrip(".")
+    withheld = (
+        " The relayer withholds the answer of an unsettled job." if result.get("answer_withheld") else ""
+    )
+    return (
+        f"the job ended {result['state']}: {reason}.{withheld} After its deadline, `bme refund {job_hex}` "
+        f"returns its {reserved} to the wallet"
+    )
 
 
 def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:

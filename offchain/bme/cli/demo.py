@@ -1,8 +1,9 @@
 """`bme demo`: the whole protocol on a local devnet, with real processes, told step by step.
 
 anvil, the contracts, an operator node serving the embedded model and a relayer all start here; a user wallet
-then burns CMP for a real answer, the settlement shows on-chain, time moves to the end of the epoch, and the
-operator claims its minted reward and redeems its earnings. Everything stops at the end, also on failure.
+then burns CMP for a real answer, the settlement shows on-chain, time moves past the challenge window of the
+operator's first staked epoch, and the operator claims its minted reward and redeems its earnings. Everything
+stops at the end, also on failure.
 
 The stack watches its processes: if the node, the relayer or anvil dies, the demo stops at once with one line
 naming the process and how it ended (the end of its log is printed above it, and the logs are kept).
@@ -145,15 +146,23 @@ def _steps(console: Console, stack: LocalStack, max_tokens: int, started: float)
     figures = httpx.get(f"{relayer.url}/v1/protocol", timeout=30).json()
     console.print(_figures_table(figures))
 
-    console.rule("[bold]5. The epoch ends; the operator claims its minted reward")
-    _before, now = devnet_ops.advance(stack.client, to=devnet_ops.epoch_end(p))
+    console.rule("[bold]5. The challenge window passes; the operator claims its minted reward")
+    # Stake earns from the epoch after its registration; an epoch's rewards wait `claimDelayEpochs` more
+    # epochs (the challenge window, in which a slash can still reach them).
+    rewarded = p.registry.functions.firstEpochOf(operator.address).call() + 1
+    claimable = rewarded + p.emissions.functions.claimDelayEpochs().call() + 1
+    escrow = p.escrow.functions
+    start = escrow.epochGenesis().call() + claimable * escrow.epochLength().call()
+    _before, now = devnet_ops.advance(stack.client, to=start)
     stack.push_price()
-    console.print(f"chain time moved to {now}: epoch {epoch} is over")
+    console.print(f"chain time moved to {now}: epoch {rewarded}, its first staked epoch, is past its window")
     sent = stack.client.send(operator, p.emissions.functions.claim())
     claimed = p.emissions.events.RewardsClaimed().process_receipt(sent.receipt, errors=DISCARD)
     reward = sum(int(ev["args"]["tokens"]) for ev in claimed)
+    through = max((int(ev["args"]["toEpoch"]) for ev in claimed), default=rewarded)
     console.print(
-        f"claimed {_cmp(reward)} of emission for epoch {epoch} (tx {sent.tx_hash}, gas {sent.gas_used:,})"
+        f"claimed {_cmp(reward)} of emission for its stake through epoch {through} "
+        f"(tx {sent.tx_hash}, gas {sent.gas_used:,})"
     )
 
     console.rule("[bold]6. The operator redeems its earnings for CMP")

@@ -151,7 +151,8 @@ def price(
     rpc_url: RpcOpt = DEFAULT_RPC,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
-    """Set the oracle's price, pushed by its feeder (a running `bme stack up` keeps pushing this price)."""
+    """Set the oracle's price, pushed by its feeder in steps the oracle accepts (10 % each by default; a
+    running `bme stack up` keeps pushing this price)."""
     value, band = parse_amount(usd_per_cmp, 18, "USD"), parse_amount(confidence, 18, "USD")
     if value == 0:
         raise ConfigError("the price must be above 0")

@@ -236,7 +236,7 @@ def claim(
     rpc_url: RpcOpt = DEFAULT_RPC,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
-    """Claim the emission rewards of every unclaimed finished epoch."""
+    """Claim the emission rewards of every unclaimed epoch past the challenge window."""
     with session(wallet, keystore, rpc_url, deployment) as s:
         em = s.protocol.emissions.functions
         sent = s.send(em.claim() if through is None else em.claimThrough(through), "claim")

@@ -144,7 +144,7 @@ def balance(
                 f"(oracle price, {duration(market.price_age)} old)"
             )
             if not market.fresh:
-                value += f"; stale: burns wait for a price under {duration(market.params.oracle_max_age)} old"
+                value += f"; stale: burns wait for a price under {duration(market.max_age)} old"
     console.print(f"{address}{label}", soft_wrap=True)
     console.print(f"  CMP {cmp(tokens)} {value}", soft_wrap=True)
     console.print(f"  CRD {crd(credits)}", soft_wrap=True)

@@ -1,9 +1,10 @@
 """Mirror of `contracts/libraries/EmissionMath.sol` and `contracts/EmissionSchedule.sol`: the fixed,
-hard-capped emission schedule, the release of finished epochs through the mint window, and operators' pro-rata
-claims.
+hard-capped emission schedule, and operators' claims pro-rata to the stake they kept rewardable through each
+epoch (the registry's reward weights), minted at claim through the mint window after a challenge window.
 
-Pure: the state lives in `EmissionModel`; every operation takes the `ProtocolModel` whose token balances, mint
-window and escrow work records it reads and changes, as the contract calls the BME core, CMP and the escrow.
+Pure: the state lives in `EmissionModel`; every operation takes the `ProtocolModel` whose token balances and
+mint window it reads and changes, and the `RegistryModel` whose stake checkpoints it reads, as the contract
+calls the BME core and the registry.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ DEFAULT_SEGMENTS: tuple[Segment, ...] = (
 DEFAULT_HARD_CAP = 2_200_000_000 * CMP
 #: Helium sizes its mint circuit breaker at 5x the epoch emission.
 MINT_LIMIT_EPOCHS = 5
+#: The challenge window deployment sets: an epoch's rewards may be claimed once two more epochs have ended, so
+#: that a slash can still reach them.
+DEFAULT_CLAIM_DELAY_EPOCHS = 2
+MAX_CLAIM_DELAY_EPOCHS = 365
 
 
 # ---------------------------------------------------------------------- EmissionMath
@@ -81,9 +86,9 @@ def segment_bound_up(amount: int, epochs: int, decay_bps: int, decay_period: int
     return min(ceil_div(decay_period * amount * BPS, decay_bps), finite)
 
 
-def reward_down(emission: int, work: int, total_work: int) -> int:
-    """An operator's share of an epoch's emission, rounded down."""
-    return emission * work // total_work
+def reward_down(emission: int, weight: int, total_weight: int) -> int:
+    """An operator's share of an epoch's emission for its reward weight, rounded down."""
+    return emission * weight // total_weight
 
 
 # ---------------------------------------------------------------------- the schedule
@@ -153,82 +158,65 @@ class Schedule:
 
 @dataclass
 class EmissionModel:
-    """The schedule contract's state: the release cursor and every claimer's next epoch and total."""
+    """The schedule contract's state: the CMP minted in all and every claimer's next epoch and total."""
 
     address: str
     schedule: Schedule = field(default_factory=Schedule)
-    released_through: int = 0
-    total_released: int = 0
+    claim_delay_epochs: int = DEFAULT_CLAIM_DELAY_EPOCHS
+    total_released: int = 0  # CMP minted to claimers in all (the contract's `totalReleased`)
     next_epoch: dict[str, int] = field(default_factory=dict)
     claimed: dict[str, int] = field(default_factory=dict)
 
-    def release(self, proto: ProtocolModel, max_epochs: int) -> int:
-        """Mirror of `release`: returns the CMP minted to the schedule."""
-        current = proto.current_epoch
-        target = min(current, self.released_through + max_epochs)
-        if target <= self.released_through:
-            raise ModelRevert("EmissionScheduleNothingToRelease", self.released_through)
-        return self._release(proto, target, commit=True)
-
-    def _release(self, proto: ProtocolModel, target: int, *, commit: bool) -> int:
-        """The emission of epochs up to `target` (exclusive); minted when `commit`, else only checked."""
-        tokens = sum(
-            self.schedule.emission_at(e)
-            for e in range(self.released_through, target)
-            if proto.epoch_work.get(e, 0) != 0
-        )
-        total = self.total_released + tokens
-        if total > self.schedule.hard_cap:
-            raise ModelRevert("EmissionScheduleExceedsCap", total, self.schedule.hard_cap)
-        if tokens != 0:
-            window = proto.check_mint_emission(tokens)
-            if not commit:
-                return tokens
-            proto.mint_emission(self.address, tokens, window)
-        if not commit:
-            return tokens
-        self.released_through = target
-        self.total_released = total
-        return tokens
+    def __post_init__(self) -> None:
+        if self.claim_delay_epochs > MAX_CLAIM_DELAY_EPOCHS:
+            raise InvalidSchedule("EmissionScheduleInvalidClaimDelay", self.claim_delay_epochs)
 
     def claim(self, proto: ProtocolModel, registry: RegistryModel, operator: str) -> int:
-        """Mirror of `claim`: all finished unclaimed epochs."""
+        """Mirror of `claim`: all unclaimed epochs past the challenge window."""
         current = proto.current_epoch
-        if current == 0:
-            raise ModelRevert("EmissionScheduleEpochNotEnded", 0, 0)
-        return self.claim_through(proto, registry, operator, current - 1)
+        if current <= self.claim_delay_epochs:
+            raise ModelRevert("EmissionScheduleInChallengeWindow", 0, self.claim_delay_epochs + 1)
+        return self._claim(proto, registry, operator, current - 1 - self.claim_delay_epochs)
 
     def claim_through(
         self, proto: ProtocolModel, registry: RegistryModel, operator: str, to_epoch: int
     ) -> int:
-        """Mirror of `claimThrough`: returns the CMP transferred to the operator."""
+        """Mirror of `claimThrough`: returns the CMP minted to the operator."""
+        return self._claim(proto, registry, operator, to_epoch)
+
+    def _claim(self, proto: ProtocolModel, registry: RegistryModel, operator: str, to_epoch: int) -> int:
         current = proto.current_epoch
         if to_epoch >= current:
             raise ModelRevert("EmissionScheduleEpochNotEnded", to_epoch, current)
+        claimable_at = to_epoch + self.claim_delay_epochs + 1
+        if claimable_at > current:
+            raise ModelRevert("EmissionScheduleInChallengeWindow", to_epoch, claimable_at)
         nxt = self.next_epoch.get(operator, 0)
         start = nxt if nxt != 0 else registry.first_epoch_of(operator)
         if to_epoch < start:
             if nxt != 0:
                 raise ModelRevert("EmissionScheduleAlreadyClaimed", operator, to_epoch, start)
             raise ModelRevert("EmissionScheduleNothingToClaim", operator, start, to_epoch)
-        tokens = self.rewards(proto, operator, start, to_epoch)
-        if to_epoch >= self.released_through:
-            # The contract releases first: its errors precede a claim of nothing, which undoes the release.
-            self._release(proto, to_epoch + 1, commit=tokens != 0)
+        tokens = self.rewards(registry, operator, start, to_epoch)
         if tokens == 0:
             raise ModelRevert("EmissionScheduleNothingToClaim", operator, start, to_epoch)
+        total = self.total_released + tokens
+        if total > self.schedule.hard_cap:
+            raise ModelRevert("EmissionScheduleExceedsCap", total, self.schedule.hard_cap)
+        window = proto.check_mint_emission(tokens)
+        self.total_released = total
         self.next_epoch[operator] = to_epoch + 1
         self.claimed[operator] = self.claimed.get(operator, 0) + tokens
-        proto.transfer_cmp(self.address, operator, tokens)
+        proto.mint_emission(operator, tokens, window)
         return tokens
 
-    def rewards(self, proto: ProtocolModel, operator: str, start: int, to_epoch: int) -> int:
-        """`operator`'s rewards for epochs `start` to `to_epoch` inclusive."""
+    def rewards(self, registry: RegistryModel, operator: str, start: int, to_epoch: int) -> int:
+        """`operator`'s rewards for epochs `start` to `to_epoch` inclusive: each epoch's emission times its
+        reward weight over the epoch's total rewardable stake, rounded down."""
         total = 0
-        for e in range(start, to_epoch + 1):
-            work = proto.work.get((operator, e), 0)
-            if work:
-                total += reward_down(self.schedule.emission_at(e), work, proto.epoch_work[e])
+        for e, (weight, stake) in enumerate(registry.reward_weights(operator, start, to_epoch), start):
+            if weight:
+                total += reward_down(self.schedule.emission_at(e), weight, stake)
         return total
 
     def pending(self, proto: ProtocolModel, registry: RegistryModel, operator: str) -> tuple[int, int, int]:
@@ -236,6 +224,7 @@ class EmissionModel:
         current = proto.current_epoch
         nxt = self.next_epoch.get(operator, 0)
         start = nxt if nxt != 0 else registry.first_epoch_of(operator)
-        if current == 0 or start >= current:
+        if start + self.claim_delay_epochs + 1 > current:
             return start, start, 0
-        return start, current - 1, self.rewards(proto, operator, start, current - 1)
+        end = current - 1 - self.claim_delay_epochs
+        return start, end, self.rewards(registry, operator, start, end)

@@ -7,11 +7,18 @@ the same calls and compare outcomes and state exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bme.economics import math as m
 from bme.economics.jobs import JobStatus, job_id_for
-from bme.economics.oracle import is_fresh
+from bme.economics.oracle import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_STEP_BPS,
+    DEFAULT_STEP_PERIOD,
+    allowed_step_bps,
+    is_fresh,
+    step_within,
+)
 from bme.economics.params import (
     DEFAULT_MAX_JOB_DURATION,
     MAX_JOB_CREDITS,
@@ -54,11 +61,14 @@ class Settlement:
 
 @dataclass
 class Oracle:
-    """The manual oracle's last reading."""
+    """The manual oracle: its settings (fixed at construction) and its last reading."""
 
     price: int = 0
     confidence: int = 0
     updated_at: int = 0
+    max_age: int = DEFAULT_MAX_AGE
+    max_step_bps: int = DEFAULT_MAX_STEP_BPS
+    step_period: int = DEFAULT_STEP_PERIOD
 
 
 @dataclass
@@ -121,8 +131,8 @@ class ProtocolModel:
         o, p = self.oracle, self.params
         if o.price == 0:
             raise ModelRevert("BmeOracleNonPositive")
-        if not is_fresh(o.updated_at, self.now, p.oracle_max_age):
-            raise ModelRevert("BmeOracleStale", o.updated_at, p.oracle_max_age)
+        if not is_fresh(o.updated_at, self.now, o.max_age):
+            raise ModelRevert("BmeOracleStale", o.updated_at, o.max_age)
         if not m.confidence_within(o.price, o.confidence, p.oracle_max_confidence_bps):
             raise ModelRevert("BmeOracleUncertain", o.price, o.confidence, p.oracle_max_confidence_bps)
         return o.price, o.confidence
@@ -153,7 +163,12 @@ class ProtocolModel:
             raise ModelRevert("ManualPriceOracleOverflow")
         if updated_at <= self.oracle.updated_at or updated_at > self.now:
             raise ModelRevert("ManualPriceOracleBadTimestamp", updated_at, self.oracle.updated_at)
-        self.oracle = Oracle(price, confidence, updated_at)
+        o = self.oracle
+        elapsed = updated_at - o.updated_at
+        if not step_within(o.price, price, o.max_step_bps, elapsed, o.step_period):
+            allowed = allowed_step_bps(o.max_step_bps, elapsed, o.step_period)
+            raise ModelRevert("ManualPriceOracleStepTooLarge", price, o.price, allowed)
+        self.oracle = replace(o, price=price, confidence=confidence, updated_at=updated_at)
 
     def sync_status(self) -> Status:
         """Mirror of `BurnMintEquilibrium.syncStatus`."""

@@ -7,7 +7,8 @@ from dataclasses import astuple, dataclass
 
 @dataclass(frozen=True)
 class Parameters:
-    """The BME core's parameters, in the order of the Solidity struct."""
+    """The BME core's parameters, in the order of the Solidity struct. The oracle's freshness limit is the
+    oracle's own (`bme.economics.oracle`), not one of these."""
 
     mint_spread_bps: int = 25  # Akash AEP-76
     settle_spread_bps: int = 0  # Akash AEP-76
@@ -16,7 +17,6 @@ class Parameters:
     cr_hysteresis_bps: int = 100  # this project
     oracle_max_confidence_bps: int = 150  # Akash AEP-76 (deviation bound)
     confidence_multiplier: int = 2  # Helium (EMA - 2 * confidence)
-    oracle_max_age: int = 30  # Akash AEP-76, seconds
     mint_window: int = 86_400  # Helium, seconds
     min_mint_credits: int = 10 * 10**6  # Akash AEP-76: 10 CRD
 
@@ -33,7 +33,6 @@ class Parameters:
             and self.cr_hysteresis_bps <= 2000
             and self.oracle_max_confidence_bps <= 10_000
             and self.confidence_multiplier <= 10
-            and self.oracle_max_age > 0
             and self.mint_window > 0
             and self.min_mint_credits > 0
         )

@@ -37,7 +37,7 @@ from bme.economics.math import (
     to_credits_down,
     to_tokens_up,
 )
-from bme.economics.oracle import is_fresh
+from bme.economics.oracle import DEFAULT_MAX_AGE, is_fresh
 from bme.economics.params import MAX_JOB_CREDITS, Parameters
 from bme.economics.status import Status, next_status
 from bme.errors import ChainError, ConfigError
@@ -102,6 +102,7 @@ class Market:
     updated_at: int
     chain_time: int
     params: Parameters
+    max_age: int = DEFAULT_MAX_AGE  # the oracle's freshness limit (`IPriceOracle.maxAge`)
     status: Status = Status.HEALTHY
     backing_tokens: int = 0
     outstanding_credits: int = 0
@@ -119,7 +120,7 @@ class Market:
     @property
     def fresh(self) -> bool:
         """Whether the BME core would accept the oracle's reading in the next block (`is_fresh`)."""
-        return is_fresh(self.updated_at, self.chain_time, self.params.oracle_max_age)
+        return is_fresh(self.updated_at, self.chain_time, self.max_age)
 
     def tokens_for(self, credits: int) -> int:
         """CMP base units whose burn gives at least `credits` now (no minimum mint)."""
@@ -145,7 +146,7 @@ class Market:
         if not self.fresh:
             out.append(
                 f"the oracle price is stale (last update {display.duration(self.price_age)} ago, "
-                f"limit {display.duration(p.oracle_max_age)})"
+                f"limit {display.duration(self.max_age)})"
             )
         elif not confidence_within(self.price, self.confidence, p.oracle_max_confidence_bps):
             out.append(f"the oracle is too uncertain (confidence above {p.oracle_max_confidence_bps} bps)")

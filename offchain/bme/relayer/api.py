@@ -3,7 +3,8 @@
 - `POST /v1/jobs/{job_id}/reveal`: the payer reveals a job's request text with an EIP-712 `Reveal` signature.
 - `GET /v1/jobs/{job_id}`: the job's state, answer and history, only for its payer (an EIP-712 `ReadJob`
   signature in `X-BME-Issued-At` and `X-BME-Signature`); `?wait=S` holds the call until the job settles or
-  fails, at most S seconds.
+  fails, at most S seconds. An answer is handed out once the job is settled, or while its settlement can
+  still make the job's deadline; never for a job that expired or failed unsettled (its payer is refunded).
 - `GET /v1/operators`, `GET /v1/models`; `/healthz`, `/readyz`, `/metrics`.
 
 Requests are limited in size and in rate per address; every refusal is a 4xx with a message (`ErrorBody`).
@@ -171,11 +172,29 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """What a request may ask: its body's size, its answer's tokens, and how many calls an address makes."""
+    """What a request may ask: its body's size, its answer's tokens, and how many calls an address makes;
+    and how long before its deadline an unsettled job's answer is no longer handed out."""
 
     max_request_bytes: int
     max_tokens_limit: int
     rate_per_minute: int
+    settle_margin_s: float = 30.0
+
+
+def answer_withheld(state: str, deadline: int, chain_now: float, settle_margin_s: float) -> str | None:
+    """Why a job's answer must not be handed out (None: it may). A payer who got the answer of a job that is
+    never settled would be refunded for it: so no answer of a job that expired or failed unsettled, nor of one
+    whose settlement could no longer make its deadline (it is handed out if the job settles after all)."""
+    if state == State.SETTLED.value:
+        return None
+    if state in (State.EXPIRED.value, State.FAILED.value):
+        return f"the job ended {state} without a settlement: its answer is not handed out"
+    if deadline < chain_now + settle_margin_s:
+        return (
+            f"the job is not settled and its deadline is less than {settle_margin_s:g} s away: its answer is "
+            "handed out only if it settles"
+        )
+    return None
 
 
 class ApiService(Protocol):
@@ -193,6 +212,9 @@ class ApiService(Protocol):
     async def job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
         """Returns when the job reaches one of `targets` (None: any other state), or ends, or on timeout."""
 
+    def chain_now(self) -> float:
+        """The chain's time now (the clock of the jobs' deadlines)."""
+
 
 class StandaloneService:
     """The API over a store with no service behind it: for publishing the schema and for tests."""
@@ -208,6 +230,9 @@ class StandaloneService:
 
     async def job_changed(self, job_id: str, timeout: float, targets: frozenset[str] | None) -> None:
         return None
+
+    def chain_now(self) -> float:
+        return time.time()
 
 
 def create_api(
@@ -378,6 +403,9 @@ def create_api(
             return PendingJob(
                 job_id=job_id, state=State.PENDING, reason="revealed; its payment is not ingested yet"
             )
+        withheld = None
+        if job.answer is not None:
+            withheld = answer_withheld(job.state, job.deadline, service.chain_now(), limits.settle_margin_s)
         return JobStatus(
             job_id=job_id,
             state=State(job.state),
@@ -389,9 +417,12 @@ def create_api(
             deadline=job.deadline,
             open_tx=job.tx_hash,
             operator=job.operator,
-            answer=job.answer,
+            answer=job.answer if withheld is None else None,
+            answer_withheld=withheld,
             input_tokens=job.input_tokens,
             output_tokens=job.output_tokens,
+            reported_input_tokens=job.reported_input_tokens,
+            reported_output_tokens=job.reported_output_tokens,
             result_hash=job.result_hash,
             settle_tx=job.settle_tx,
             charge=job.charge,
@@ -403,7 +434,8 @@ def create_api(
     async def operators() -> list[OperatorRecord]:
         """Operators the registry lists, with this relayer's record of their service: calls dispatched,
         succeeded and failed; of the failures, how many found the node unreachable (no answer) and how many
-        got an error answer; the last failure's reason, which starts with its kind."""
+        got an error answer; the last failure's reason, which starts with its kind; and how many answers
+        reported more tokens than the relayer counted (usage disputes)."""
         return [
             OperatorRecord(
                 address=o.address,
@@ -416,6 +448,7 @@ def create_api(
                 failed=o.failed,
                 unreachable=o.unreachable,
                 answered_errors=o.answered_errors,
+                usage_disputes=o.usage_disputes,
                 latency_ewma_ms=round(o.latency_ewma_ms, 3),
                 last_error=o.last_error,
             )

@@ -49,6 +49,9 @@ class Job(Base):
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    # What the operator reported; the two columns above are what the job is settled for (`relayer/usage.py`).
+    reported_input_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    reported_output_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     answer: Mapped[str | None] = mapped_column(Text, default=None)
     result_hash: Mapped[str | None] = mapped_column(String(66), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -129,6 +132,8 @@ class Operator(Base):
     # The failed calls by kind: no answer at all, or an answer that was an error.
     unreachable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     answered_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Answers whose reported usage exceeded the relayer's own count beyond the tolerance.
+    usage_disputes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Model(Base):

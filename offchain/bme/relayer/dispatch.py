@@ -17,6 +17,15 @@ Every failure is one of two kinds, recorded in the job's history and the operato
 refused or reset, the node's process gone mid-call, a timeout before any answer; the operator's machine or
 process is down) and **answered error** (the node answered with an HTTP error status and an OpenAI-style
 error body, or with something that is not a completion; the node runs but cannot serve the request).
+
+An answer's usage is not taken on the operator's word: the relayer counts the job's tokens itself and settles
+each field at the least of the report, its count and the request's cap (`bme.relayer.usage`); a report
+beyond the count is a usage dispute, recorded against the operator and weighed like a failure when choosing.
+
+A job that could no longer be settled before its on-chain deadline, even if an operator answered at once
+(its deadline is less than `settle_margin_s` ahead on the chain's clock), is not dispatched: it fails at once
+with that reason, and its payer may refund it after the deadline. Serving it would hand out an answer the
+payer could then be refunded for.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +49,7 @@ from bme.relayer.db import UNAVAILABLE
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.store import Choice, Claim, Completion, JobStore, OperatorInfo, Tries
 from bme.relayer.store.base import JobRow
+from bme.relayer.usage import SettledUsage, UsageCounting, settle_usage
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +153,17 @@ class Dispatcher:
         max_tries_per_operator: int = 3,
         concurrency: int = 64,
         on_completed: Any = None,
+        usage: UsageCounting | None = None,
+        settle_margin_s: float = 30.0,
+        chain_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        #: The relayer's own count of each answer's tokens (the bound alone until `usage.load()` ran).
+        self.usage = usage if usage is not None else UsageCounting(embedded=False)
+        #: What a settlement needs before a job's deadline, and the chain's time now (its deadlines' clock).
+        self.settle_margin_s = settle_margin_s
+        self.chain_clock = chain_clock
+        self._count_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-count")
         self.account = account
         self.metrics = metrics
         self.timeout_s = timeout_s
@@ -180,6 +201,18 @@ class Dispatcher:
         self._chosen[chosen.address] = self._chosen.get(chosen.address, 0) + 1
         return Choice(chosen)
 
+    def too_late(self, job: JobRow) -> str | None:
+        """Why `job` must not be dispatched: its deadline leaves no time to settle an answer (None: go)."""
+        now = self.chain_clock()
+        if job.deadline >= now + self.settle_margin_s:
+            return None
+        left = job.deadline - now
+        when = f"{left:.0f} s away" if left > 0 else "passed"
+        return (
+            f"not dispatched: its deadline is {when} and a settlement needs {self.settle_margin_s:g} s, so "
+            "an answer could not be settled in time; the payer may refund it after the deadline"
+        )
+
     @property
     def busy(self) -> int:
         return len(self._tasks)
@@ -190,10 +223,10 @@ class Dispatcher:
         if room <= 0:
             return 0
         self._chosen.clear()
-        claims, failed = self.store.claim(room, lease_s, self.choose)
+        claims, failed = self.store.claim(room, lease_s, self.choose, refuse=self.too_late)
         for job_id in failed:
             self.metrics.jobs_failed.inc()
-            log.info("job %s failed: no operator left to try", job_id)
+            log.info("job %s failed: no operator left to try, or no time left to settle it", job_id)
         self._chosen.clear()
         for claim in claims:
             self.in_flight[claim.operator] = self.in_flight.get(claim.operator, 0) + 1
@@ -221,9 +254,18 @@ class Dispatcher:
         latency = (time.monotonic() - started) * 1000
         self.metrics.dispatch_outcomes.labels(outcome="ok").inc()
         self.metrics.operator_latency.observe(latency / 1000)
+        if self.usage.exact_counters:
+            # A tokenizer costs a few hundred microseconds a job (llama.cpp's, which leaves the GIL): off the
+            # event loop, on a thread of its own.
+            loop = asyncio.get_running_loop()
+            usage = await loop.run_in_executor(self._count_pool, self.settled_usage, claim, answer)
+        else:
+            usage = self.settled_usage(claim, answer)  # the byte bound: microseconds
         hashed = "0x" + result_hash(answer.text).hex()
+        tokens = (usage.input_tokens, usage.output_tokens)
+        disputed = bool(usage.disputed)
         self._record(
-            Completion(claim, answer.text, answer.input_tokens, answer.output_tokens, hashed, latency)
+            Completion(claim, answer.text, *tokens, hashed, latency, usage.reported, disputed, usage.detail())
         )
 
     def _record(self, done: Completion) -> None:
@@ -250,6 +292,20 @@ class Dispatcher:
             return
         for job_id in completed:
             self._on_completed(job_id)
+
+    def settled_usage(self, claim: Claim, answer: Answer) -> SettledUsage:
+        """What the job is settled for: the operator's report against the relayer's count and the request's
+        cap; a dispute is logged and counted against the operator."""
+        started = time.thread_time()  # CPU time of this thread: the count's own cost
+        counted, max_tokens = self.usage.count(claim.request, answer.text)
+        self.metrics.count_seconds.observe(time.thread_time() - started)
+        usage = settle_usage((answer.input_tokens, answer.output_tokens), counted, max_tokens)
+        if usage.excess > 0:
+            self.metrics.tokens_not_settled.labels(operator=claim.operator).inc(usage.excess)
+        if usage.disputed:
+            self.metrics.usage_disputes.labels(operator=claim.operator).inc()
+            log.warning("job %s on %s: %s", claim.job_id, claim.operator, usage.detail())
+        return usage
 
     async def _call(self, claim: Claim) -> Answer:
         body = node_body(claim.request, claim.job_id)
@@ -299,6 +355,7 @@ class Dispatcher:
         self.flush_answers()
         if self._http is not None:
             await self._http.close()
+        self._count_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _error_message(raw: bytes) -> str:

@@ -60,6 +60,24 @@ class RelayerMetrics:
             "bme_relayer_settlements", "Settlement transactions, by outcome.", ["outcome"], registry=r
         )
         self.settled_jobs = Counter("bme_relayer_jobs_settled", "Jobs settled by this relayer.", registry=r)
+        self.usage_disputes = Counter(
+            "bme_relayer_usage_disputes",
+            "Answers whose reported usage exceeded the relayer's count beyond the tolerance, by operator.",
+            ["operator"],
+            registry=r,
+        )
+        self.tokens_not_settled = Counter(
+            "bme_relayer_reported_tokens_not_settled",
+            "Tokens operators reported beyond what their jobs were settled for, by operator.",
+            ["operator"],
+            registry=r,
+        )
+        self.count_seconds = Histogram(
+            "bme_relayer_usage_count_seconds",
+            "CPU time the relayer spent counting a job's tokens.",
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 0.1),
+            registry=r,
+        )
         self.fee_bumps = Counter(
             "bme_relayer_fee_bumps", "Stuck settlements re-sent with a higher fee.", registry=r
         )

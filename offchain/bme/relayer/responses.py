@@ -101,9 +101,27 @@ class JobStatus(BaseModel):
     deadline: int = Field(description="Unix time after which an unsettled job can be refunded.")
     open_tx: str = Field(description="The transaction that paid for the job.")
     operator: str | None = Field(description="The operator the job was last dispatched to.")
-    answer: str | None = Field(description="The model's answer, once the operator answered.")
-    input_tokens: int | None = Field(description="Prompt tokens the operator reported.")
-    output_tokens: int | None = Field(description="Answer tokens the operator reported.")
+    answer: str | None = Field(
+        description="The model's answer, once the operator answered; withheld (null) from a job that ended "
+        "unsettled, or whose deadline is too near for its settlement (`answer_withheld` says why)."
+    )
+    answer_withheld: str | None = Field(
+        default=None, description="Why the answer is not shown though the operator answered; null otherwise."
+    )
+    input_tokens: int | None = Field(
+        description="Prompt tokens the job is settled for: the least of the operator's report and the "
+        "relayer's own count."
+    )
+    output_tokens: int | None = Field(
+        description="Answer tokens the job is settled for: the least of the operator's report, the relayer's "
+        "own count and the request's max_tokens."
+    )
+    reported_input_tokens: int | None = Field(
+        default=None, description="Prompt tokens the operator reported."
+    )
+    reported_output_tokens: int | None = Field(
+        default=None, description="Answer tokens the operator reported."
+    )
     result_hash: str | None = Field(description="keccak256 of the answer, as settled on-chain.")
     settle_tx: str | None = Field(description="The settlement transaction, once sent.")
     charge: int | None = Field(description="Credits charged at settlement (CRD base units).")
@@ -124,6 +142,11 @@ class OperatorRecord(BaseModel):
     failed: int = Field(description="Calls that failed: unreachable plus answered errors.")
     unreachable: int = Field(description="Failed calls that got no answer (connection refused, timeout).")
     answered_errors: int = Field(description="Failed calls it answered with an error.")
+    usage_disputes: int = Field(
+        default=0,
+        description="Answers whose reported usage exceeded the relayer's own count beyond the tolerance "
+        "(2 tokens + 2 %); weighed like failed calls when choosing operators.",
+    )
     latency_ewma_ms: float = Field(description="Its answers' latency, moving average, in milliseconds.")
     last_error: str | None = Field(description="The last failure's reason, starting with its kind.")
 

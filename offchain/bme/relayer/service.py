@@ -32,6 +32,7 @@ from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.settings import RelayerSettings
 from bme.relayer.settle import Settler
 from bme.relayer.store import JobStore, LeaseLost
+from bme.relayer.usage import UsageCounting
 from bme.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,29 @@ class Broadcast:
 
     async def wait(self, timeout: float) -> None:
         await wait_any(self._event, timeout)
+
+
+class ChainClock:
+    """The chain's time, the clock of the jobs' deadlines (a devnet's may run ahead of the wall clock): the
+    latest block's timestamp plus the time since that block was first seen (a quiet chain mines no block, but
+    its next block's time is at least that). The wall clock until a block is seen."""
+
+    def __init__(self) -> None:
+        self._latest: tuple[str, int, float] | None = None  # hash, timestamp, when first seen (monotonic)
+
+    def saw(self, block_hash: str, timestamp: int) -> None:
+        if self._latest is None or self._latest[0] != block_hash:
+            self._latest = (block_hash, timestamp, time.monotonic())
+
+    @property
+    def mined_at(self) -> int | None:
+        """The latest block's timestamp, or None before one is seen."""
+        return None if self._latest is None else self._latest[1]
+
+    def now(self) -> float:
+        if self._latest is None:
+            return time.time()
+        return self._latest[1] + int(time.monotonic() - self._latest[2])
 
 
 class Relayer:
@@ -92,6 +116,8 @@ class Relayer:
         self.batch_full = asyncio.Event()
         self._completions = 0
         self.changed = Broadcast()
+        self.chain_clock = ChainClock()
+        self.usage = UsageCounting(settings.tokenizers)
         self.dispatcher = Dispatcher(
             self.store,
             account,
@@ -100,6 +126,9 @@ class Relayer:
             max_tries_per_operator=settings.max_tries_per_operator,
             concurrency=settings.concurrency,
             on_completed=self._on_completed,
+            usage=self.usage,
+            settle_margin_s=settings.deadline_margin_s,
+            chain_clock=self.chain_clock.now,
         )
         self.decoder = EventDecoder(self.deployment.escrow, self.deployment.registry)
         self.settler = Settler(
@@ -123,7 +152,12 @@ class Relayer:
         self.api = create_api(
             self.store,
             self.domain,
-            ApiLimits(settings.max_request_bytes, settings.max_tokens_limit, settings.rate_per_minute),
+            ApiLimits(
+                settings.max_request_bytes,
+                settings.max_tokens_limit,
+                settings.rate_per_minute,
+                settle_margin_s=settings.deadline_margin_s,
+            ),
             self,
             extra_routes=ChainFigures(settings.rpc_url, self.deployment).install,
         )
@@ -160,6 +194,9 @@ class Relayer:
 
     def prometheus(self) -> bytes:
         return self.metrics.render()
+
+    def chain_now(self) -> float:
+        return self.chain_clock.now()
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         counts = self.store.counts()
@@ -208,6 +245,8 @@ class Relayer:
             raise ConfigError(
                 f"the RPC serves chain {chain_id}; the deployment is on chain {self.deployment.chain_id}"
             )
+        with contextlib.suppress(RpcError):  # read again every 2 s (`_expire_loop`)
+            await self._read_chain_clock()
         self.ingestor = Ingestor(
             self.rpc,
             self.store,
@@ -262,6 +301,7 @@ class Relayer:
                 await asyncio.wait_for(server_task, 5)
             await self.dispatcher.aclose()
             await self.rpc.aclose()
+            self.usage.close()
             self.store.engine.dispose()
 
     # -- loops -------------------------------------------------------------------------------------------
@@ -309,6 +349,8 @@ class Relayer:
             await wait_any(self.new_block, self.settings.poll_interval_s)
 
     async def _dispatch_loop(self) -> None:
+        # The tokenizers (a fraction of a second each), read off the loop before the first job is dispatched.
+        await asyncio.to_thread(self.usage.load)
         while not self._stopping.is_set():
             self.work.clear()
             try:
@@ -350,22 +392,26 @@ class Relayer:
             # job completed by another relayer sharing the database is seen then): not once per answer.
             await wait_any(self.batch_full, max(min(self.settings.batch_age_s, 1.0) / 2, 0.05))
 
+    async def _read_chain_clock(self) -> None:
+        block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        self.chain_clock.saw(block["hash"], int(block["timestamp"], 16))
+
     async def _expire_loop(self) -> None:
-        """Every 2 s, on the chain's clock: jobs still waiting for an operator when a settlement could no
-        longer make their deadline fail (their payers are told at once); jobs past their deadline expire."""
-        latest: tuple[str, float] | None = None  # the latest block's hash, and when it was first seen
+        """Every 2 s, the chain's clock is read (dispatch and the API judge deadlines by it); then, in the
+        leader: jobs still waiting for an operator when a settlement could no longer make their deadline fail
+        (their payers are told at once); jobs past their deadline expire."""
         while not self._stopping.is_set():
             await wait_any(self._stopping, 2.0)
+            try:
+                await self._read_chain_clock()
+            except RpcError:
+                continue
             if not self.leader:
                 continue
             try:
-                block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
-                mined_at = int(block["timestamp"], 16)
-                if latest is None or latest[0] != block["hash"]:
-                    latest = (block["hash"], time.monotonic())
-                # The chain's clock runs on between blocks (a quiet devnet mines none): the next block's time
-                # is at least the latest block's plus the time since it was seen.
-                chain_now = mined_at + int(time.monotonic() - latest[1])
+                mined_at = self.chain_clock.mined_at
+                assert mined_at is not None
+                chain_now = self.chain_clock.now()
                 failed = self.store.fail_unservable(chain_now, self.settings.deadline_margin_s)
                 expired = self.store.expire_overdue(mined_at, 0.0)
             except (RpcError, SQLAlchemyError):

@@ -41,13 +41,23 @@ class RelayerSettings(BaseSettings):
     max_tries_per_operator: int = Field(default=3, ge=1)
     concurrency: int = Field(default=64, ge=1)
     stuck_after_s: float = Field(default=30.0, gt=0)
-    deadline_margin_s: float = Field(default=30.0, ge=0)
+    deadline_margin_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="The time a settlement needs to be mined: a job whose on-chain deadline is nearer is not "
+        "dispatched (it fails at once), and its answer is not handed out before it settles.",
+    )
     leader_ttl_s: float = Field(default=10.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8088, ge=0, le=65535)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     max_tokens_limit: int = Field(default=4096, ge=1)
     rate_per_minute: int = Field(default=120, ge=1, description="Requests per minute per address.")
+    tokenizers: dict[str, Path] = Field(
+        default_factory=dict,
+        description="GGUF files whose tokenizer and chat template count a model's tokens, by model name "
+        "(a JSON object); the embedded model's own file needs no entry. Other models' tokens are bounded.",
+    )
 
     def confirmations_for(self, chain_id: int) -> int:
         if self.confirmations is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from bme.economics.emission import Schedule
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.economics.params import Parameters
 from bme.scenario.actions import Action
 from bme.scenario.spec import Scenario
@@ -29,12 +30,16 @@ class ProtocolConfig:
     schedule: Schedule
     models: tuple[tuple[int, str, int, int], ...]  # id, name, CRD units per million input / output tokens
     treasury_supply: int
+    oracle_max_age: int = DEFAULT_MAX_AGE  # the manual oracle's settings
+    oracle_max_step_bps: int = DEFAULT_MAX_STEP_BPS
+    oracle_step_period: int = DEFAULT_STEP_PERIOD
 
     @classmethod
     def of(cls, s: Scenario) -> ProtocolConfig:
         p = s.protocol
         supply = sum(g.users * scaled(g.cmp_per_user, 18, "cmp_per_user") for g in s.demand.groups)
         supply += sum(o.count * scaled(o.stake, 18, "stake") for o in s.operators)
+        supply += sum(o.count * scaled(o.wash.cmp, 18, "wash.cmp") for o in s.operators if o.wash is not None)
         return cls(
             epoch_length=s.epoch_length,
             parameters=p.parameters(),
@@ -45,6 +50,9 @@ class ProtocolConfig:
             schedule=p.emission.schedule(),
             models=tuple((m.id, m.name, *m.prices()) for m in s.models),
             treasury_supply=supply,
+            oracle_max_age=p.oracle_max_age,
+            oracle_max_step_bps=p.oracle_max_step_bps,
+            oracle_step_period=p.oracle_step_period,
         )
 
 
@@ -74,6 +82,7 @@ class ProtocolState:
     emission_released: int
     epoch_work: int
     epoch_emission: int
+    reward_stake: int  # the registry's total rewardable stake in the epoch: its emission's denominator
     staked: int
     unclaimed_emission: int
     treasury_cmp: int

@@ -131,7 +131,7 @@ class ChainBackend(Backend):
                 models=[PriceBookEntry(i, name, pin, pout) for i, name, pin, pout in config.models],
                 genesis={accounts.treasury.address: config.treasury_supply},
                 relayers=[accounts.relayer.address],
-                feeder=accounts.feeder.address,
+                feeders=[accounts.feeder.address],
                 emission_segments=schedule.segments,
                 emission_hard_cap=schedule.hard_cap,
                 min_stake=config.min_stake,
@@ -139,6 +139,9 @@ class ChainBackend(Backend):
                 seed_tokens=config.seed_tokens,
                 mint_limit=config.mint_limit,
                 max_job_duration=config.max_job_duration,
+                oracle_max_age=config.oracle_max_age,
+                oracle_max_step_bps=config.oracle_max_step_bps,
+                oracle_step_period=config.oracle_step_period,
             ),
         )
 
@@ -208,6 +211,7 @@ class ChainBackend(Backend):
             ("token", "ComputeToken", "balanceOf", (ad["registry"],)),
             ("token", "ComputeToken", "balanceOf", (ad["emissions"],)),
             ("token", "ComputeToken", "balanceOf", (self.treasury,)),
+            ("registry", "OperatorRegistry", "totalRewardStakeAt", (chain_epoch,)),
         ]
         for o in operators:
             calls.append(("escrow", "JobEscrow", "earningsOf", (o,)))
@@ -215,7 +219,7 @@ class ChainBackend(Backend):
             calls.append(("token", "ComputeToken", "balanceOf", (o,)))
         r = self._read(calls)
         price, updated_at, confidence = r[8]
-        per_op = r[15:]
+        per_op = r[16:]
         return ProtocolState(
             cmp_supply=r[0][0],
             crd_supply=r[1][0],
@@ -229,6 +233,7 @@ class ChainBackend(Backend):
             emission_released=r[9][0],
             epoch_work=r[10][0],
             epoch_emission=r[11][0],
+            reward_stake=r[15][0],
             staked=r[12][0],
             unclaimed_emission=r[13][0],
             treasury_cmp=r[14][0],

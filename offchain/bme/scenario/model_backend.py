@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bme.economics.emission import EmissionModel
-from bme.economics.model import ModelRevert, ProtocolModel
+from bme.economics.model import ModelRevert, Oracle, ProtocolModel
 from bme.economics.registry import RegistryModel
 from bme.scenario import actions as a
 from bme.scenario.accounts import Accounts
@@ -38,6 +38,11 @@ class ModelBackend(Backend):
             seed_tokens=config.seed_tokens,
             mint_limit=config.mint_limit,
             max_job_duration=config.max_job_duration,
+            oracle=Oracle(
+                max_age=config.oracle_max_age,
+                max_step_bps=config.oracle_max_step_bps,
+                step_period=config.oracle_step_period,
+            ),
         )
         for model_id, _, input_price, output_price in config.models:
             self.proto.models[model_id] = (input_price, output_price, True)
@@ -96,6 +101,7 @@ class ModelBackend(Backend):
             emission_released=e.total_released,
             epoch_work=work,
             epoch_emission=e.schedule.emission_at(chain_epoch),
+            reward_stake=self.registry.total_reward_stake_at(chain_epoch),
             staked=p.cmp.get(REGISTRY, 0),
             unclaimed_emission=p.cmp.get(EMISSIONS, 0),
             treasury_cmp=p.cmp.get(self.treasury, 0),

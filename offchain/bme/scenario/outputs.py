@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bme import __version__
 from bme.errors import ConfigError
-from bme.scenario.records import records_table
+from bme.scenario.records import records_table, wash_summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,6 +92,10 @@ def write_run(out: Path, result: RunResult, scenario_text: str) -> pd.DataFrame:
         "scenario_sha256": hashlib.sha256(scenario_text.encode()).hexdigest(),
         "versions": versions(result.engine),
     }
+    washers = sum(o.count for o in s.operators if o.wash is not None and o.wash.usd_per_epoch)
+    if washers:
+        idlers = sum(o.count for o in s.operators if o.wash is not None and not o.wash.usd_per_epoch)
+        run["wash"] = wash_summary(table, washers, idlers)
     (out / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     (out / TIMING_FILE).write_text(json.dumps(timing(result), indent=2, sort_keys=True) + "\n")
     return table

@@ -47,13 +47,18 @@ class EpochRecord:
     escrowed_credits: int
     operator_earnings: int
     epoch_work: int
-    epoch_emission: int  # what the schedule emits for this epoch's work (0 without work)
+    epoch_emission: int  # what the schedule emits for this epoch (0 without rewardable stake)
     credits_redeemed: int
     staked: int
     unclaimed_emission: int
     user_cmp: int
     operator_cmp: int
     treasury_cmp: int
+    wash_burned: int  # CMP wash traders burned for the jobs they paid for themselves
+    wash_rewards: int  # emission rewards wash traders claimed
+    wash_redeemed: int  # CMP wash traders received for redeeming their earnings
+    idle_rewards: int  # emission rewards idle stakers (the control: wash with 0 dollars) claimed
+    wash_earnings: int  # wash traders' earnings not yet redeemed (CRD), at the epoch's end
     jobs_requested: int
     jobs_opened: int
     jobs_rejected: int
@@ -79,6 +84,7 @@ _CMP: tuple[str, ...] = (
 _CMP += ("rewards_claimed", "total_burned", "total_reissued", "total_new_issuance", "total_emission")
 _CMP += ("total_rewards_claimed", "remint_credits", "seed_tokens", "epoch_emission", "staked")
 _CMP += ("unclaimed_emission", "user_cmp", "operator_cmp", "treasury_cmp")
+_CMP += ("wash_burned", "wash_rewards", "wash_redeemed", "idle_rewards")
 _USD: tuple[str, ...] = (
     "outstanding_credits",
     "user_credits",
@@ -86,7 +92,7 @@ _USD: tuple[str, ...] = (
     "operator_earnings",
     "epoch_work",
 )
-_USD += ("credits_redeemed",)
+_USD += ("credits_redeemed", "wash_earnings")
 _COUNTS: tuple[str, ...] = (
     "jobs_requested",
     "jobs_opened",
@@ -122,6 +128,35 @@ def table_row(r: EpochRecord) -> dict[str, Any]:
     for name in _COUNTS:
         row[name] = getattr(r, name)
     return row
+
+
+def wash_summary(table: pd.DataFrame, washers: int, idlers: int) -> dict[str, float]:
+    """What wash trading returned, in US dollars per epoch and per operator, each flow valued at its epoch's
+    market price: the emission rewards wash traders claimed plus the CMP their redemptions paid, plus the
+    earnings still unredeemed at the end at their face value in dollars (the last epoch's wash is redeemed
+    only in the next; face value is more than a redemption pays, so this errs in the trader's favour), less
+    the CMP they burned for the jobs they paid for themselves. Nothing else: not their stake, not rewards
+    still in the challenge window at the end. With idle stakers (the control: the same option with 0 dollars)
+    also their rewards, and the excess: what washing returned above staking and doing nothing."""
+    if table.empty or washers == 0:
+        return {}
+    epochs = len(table)
+    price = table["price_usd"]
+    gain = (table["wash_rewards"] + table["wash_redeemed"] - table["wash_burned"]) * price
+    left = float(table["wash_earnings"].iloc[-1])
+    out = {
+        "wash_traders": float(washers),
+        "wash_burned_usd_per_epoch": float((table["wash_burned"] * price).sum()) / epochs / washers,
+        "wash_rewards_usd_per_epoch": float((table["wash_rewards"] * price).sum()) / epochs / washers,
+        "wash_redeemed_usd_per_epoch": float((table["wash_redeemed"] * price).sum()) / epochs / washers,
+        "wash_unredeemed_usd_at_end": left / washers,
+        "wash_return_usd_per_epoch": (float(gain.sum()) + left) / epochs / washers,
+    }
+    if idlers:
+        idle = float((table["idle_rewards"] * price).sum()) / epochs / idlers
+        out["idle_return_usd_per_epoch"] = idle
+        out["wash_excess_usd_per_epoch"] = out["wash_return_usd_per_epoch"] - idle
+    return out
 
 
 def records_table(records: list[EpochRecord]) -> pd.DataFrame:

@@ -272,6 +272,7 @@ def build_run_report(directory: Path) -> Path:
     timing = read_json(directory / TIMING_FILE)
     plots = plot_run(table, _thresholds(scenario_text), directory / PLOTS_DIR)
     summary = summarize(table)
+    summary.update(run.get("wash", {}))
     title = f"Scenario {run.get('scenario', directory.name)} ({run.get('engine', '?')})"
     sections = [
         f"<h1>{html.escape(title)}</h1>",

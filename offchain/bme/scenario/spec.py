@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, Strict, ValidationInfo, field_validator, model_validator
 
 from bme.economics.emission import DEFAULT_HARD_CAP, InvalidSchedule, Schedule, Segment
+from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD, MAX_STEP_BPS
 from bme.economics.params import Parameters
 from bme.economics.registry import DEFAULT_MIN_STAKE, MAX_MODELS
 from bme.scenario.fieldtypes import (
@@ -228,10 +229,20 @@ class ModelListing(Model):
         )
 
 
+class WashSpec(Model):
+    """A wash trader: each epoch the operator burns CMP for `usd_per_epoch` dollars of jobs that it pays for
+    itself and answers itself (the worst case: every one of them is handed to it), charging each job its whole
+    reservation; it starts with `cmp` CMP beside its stake for the burns. `usd_per_epoch: 0` makes an idle
+    staker, the control its return is compared with."""
+
+    usd_per_epoch: Dollars
+    cmp: Amount = Decimal(0)
+
+
 class OperatorGroup(Model):
     """Operators that behave alike: each stakes `stake` CMP, serves up to `capacity` jobs per epoch from epoch
     `join_epoch` on, redeems `redeem_share` of its earnings every `redeem_every` epochs and claims its
-    emission rewards every `claim_every` epochs."""
+    emission rewards every `claim_every` epochs. With `wash`, each also pays for jobs it serves itself."""
 
     name: str
     count: PositiveInt
@@ -242,6 +253,7 @@ class OperatorGroup(Model):
     redeem_every: PositiveInt = 1
     redeem_share: PositiveNumber = 1.0
     claim_every: PositiveInt = 1
+    wash: WashSpec | None = None
 
     @field_validator("redeem_share")
     @classmethod
@@ -323,7 +335,13 @@ class NetEmissionsSpec(Model):
 
 
 class ProtocolSpec(Model):
-    """Every protocol parameter; defaults are the contracts' (see `contracts/libraries/BmeParameters.sol`)."""
+    """Every protocol parameter; defaults are the contracts' (see `contracts/libraries/BmeParameters.sol`).
+
+    `oracle_max_age`, `oracle_max_step_bps` and `oracle_step_period` are the manual oracle's settings (its
+    constructor's), not the BME core's: how long a pushed price stays usable, how far one push may move it (0:
+    no bound), and the time a full step needs (0: none). A price path that moves further in one epoch is
+    pushed as several bounded steps, a step period (at least a second) apart, as a bounded feeder walks the
+    price to the market."""
 
     mint_spread_bps: Bps = 25
     settle_spread_bps: Bps = 0
@@ -332,7 +350,9 @@ class ProtocolSpec(Model):
     cr_hysteresis_bps: Bps = 100
     oracle_max_confidence_bps: Bps = 150
     confidence_multiplier: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
-    oracle_max_age: Duration = 30
+    oracle_max_age: Duration = DEFAULT_MAX_AGE
+    oracle_max_step_bps: Annotated[int, Strict(), Field(ge=0, le=MAX_STEP_BPS)] = DEFAULT_MAX_STEP_BPS
+    oracle_step_period: Duration = DEFAULT_STEP_PERIOD
     mint_window: Duration = 86_400
     min_mint_credits: Dollars = Decimal(10)
     mint_limit: MintLimit = "auto"
@@ -350,13 +370,14 @@ class ProtocolSpec(Model):
             (p.settle_spread_bps < 5_000, "settle_spread_bps must be below 5000"),
             (p.cr_halt_bps < p.cr_warn_bps, "cr_halt_bps must be below cr_warn_bps"),
             (p.cr_hysteresis_bps <= 2_000, "cr_hysteresis_bps must be at most 2000"),
-            (0 < p.oracle_max_age <= UINT32_MAX, "oracle_max_age must be 1 s to 2^32 - 1 s"),
+            (0 < self.oracle_max_age <= UINT32_MAX, "oracle_max_age must be 1 s to 2^32 - 1 s"),
+            (0 <= self.oracle_step_period <= UINT32_MAX, "oracle_step_period must be 0 s to 2^32 - 1 s"),
             (0 < p.mint_window <= UINT32_MAX, "mint_window must be 1 s to 2^32 - 1 s"),
             (0 < p.min_mint_credits < 2**64, "min_mint_credits must be positive and fit 64 bits"),
         ]
         broken = [why for ok, why in rules if not ok]
         if broken:
-            raise ValueError("the BME core would refuse these parameters: " + "; ".join(broken))
+            raise ValueError("the BME core or its oracle would refuse these parameters: " + "; ".join(broken))
         if self.max_job_duration <= 0 or self.max_job_duration > UINT32_MAX:
             raise ValueError("max_job_duration must be between 1 s and 2^32 - 1 s")
         if self.seed_units() >= 2**88:
@@ -378,13 +399,13 @@ class ProtocolSpec(Model):
             cr_hysteresis_bps=self.cr_hysteresis_bps,
             oracle_max_confidence_bps=self.oracle_max_confidence_bps,
             confidence_multiplier=self.confidence_multiplier,
-            oracle_max_age=self.oracle_max_age,
             mint_window=self.mint_window,
             min_mint_credits=scaled(self.min_mint_credits, 6, "min_mint_credits"),
         )
 
     def mint_limit_units(self) -> int:
-        """CMP base units redemptions and releases may mint per window ("auto": 5x the largest emission)."""
+        """CMP base units redemptions and emission claims may mint per window ("auto": 5x the largest
+        emission)."""
         if self.mint_limit == "auto":
             return self.emission.schedule().mint_limit
         return scaled(self.mint_limit, 18, "mint_limit")
@@ -452,6 +473,15 @@ class Scenario(Model):
                 )
             if o.join_epoch >= self.epochs:
                 raise ValueError(f"operator group {o.name!r} joins at epoch {o.join_epoch}, after the end")
+            if (
+                o.wash is not None
+                and o.wash.usd_per_epoch
+                and o.wash.usd_per_epoch < self.protocol.min_mint_credits
+            ):
+                raise ValueError(
+                    f"operator group {o.name!r} washes {o.wash.usd_per_epoch} dollars per epoch, below "
+                    f"min_mint_credits ({self.protocol.min_mint_credits} dollars), the least a burn buys"
+                )
         accounts = sum(g.users for g in self.demand.groups) + sum(o.count for o in self.operators)
         if accounts > MAX_ACCOUNTS:
             raise ValueError(f"{accounts} users and operators: at most {MAX_ACCOUNTS} are supported")

@@ -155,7 +155,9 @@ class JobsClient:
     def _payment(self, job: PreparedJob, duration_s: int) -> Any:
         """The `burnForJobWithPermit` call that pays for `job`, its permit signed for the same deadline."""
         p, q = self.protocol, job.quote
-        deadline = p.client.timestamp() + duration_s
+        # From the time the payment will be judged at: on an idle chain the latest block can be minutes old,
+        # which would cut the job's time short (and leave none to settle it).
+        deadline = p.client.next_timestamp() + duration_s
         v, r, s = sign_permit(p.token, self.account, p.bme.address, q.burn_cmp, deadline, p.client.chain_id)
         return p.escrow.functions.burnForJobWithPermit(
             q.burn_cmp, q.burn_credits, q.model_id, job.spec, deadline, deadline, v, r, s

@@ -58,6 +58,7 @@ _OPERATOR_VIEW = select(
     OPERATORS.c.jailed,
     OPERATORS.c.dispatched,
     OPERATORS.c.failed,
+    OPERATORS.c.usage_disputes,
     OPERATORS.c.latency_ewma_ms,
 )
 _USED_TRY = case((ATTEMPTS.c.outcome == UNAVAILABLE, 0), else_=1)
@@ -89,6 +90,11 @@ _OPERATOR_SUCCEEDED = (
         ),
     )
 )
+_OPERATOR_DISPUTED = (
+    update(OPERATORS)
+    .where(OPERATORS.c.address == bindparam("op"))
+    .values(usage_disputes=func.coalesce(OPERATORS.c.usage_disputes, 0) + 1)
+)
 _WAIT = (
     update(JOBS)
     .where(
@@ -107,7 +113,8 @@ def _operator_info(row: Any) -> OperatorInfo:
         tuple(int(m) for m in row.models.split(",") if m),
         bool(row.active),
         bool(row.jailed),
-        row.failed / row.dispatched if row.dispatched else 0.0,
+        # A usage dispute (a report beyond the relayer's count) weighs like a failed call.
+        (row.failed + (row.usage_disputes or 0)) / row.dispatched if row.dispatched else 0.0,
         float(row.latency_ewma_ms),
     )
 
@@ -130,17 +137,21 @@ class ClaimStore(StoreBase):
         lease_s: float,
         choose: Callable[[Any, Tries, list[OperatorInfo]], Choice],
         now: float | None = None,
+        refuse: Callable[[Any], str | None] | None = None,
     ) -> tuple[list[Claim], list[str]]:
         """Takes up to `limit` jobs ready for dispatch, each for the operator `choose` picks (a job in flight
         when its lease ran out goes to the same operator again, whose journal answers it without serving it
-        twice). Returns the claims to send and the jobs failed for good (no operator left to try).
+        twice). A job `refuse` gives a reason for (one that could no longer be settled in time) fails with it
+        instead, before any operator is chosen. Returns the claims to send and the jobs failed for good.
         """
         now = time.time() if now is None else now
         claims: list[Claim] = []
         failed: list[str] = []
         lost = 0
         for _round in range(8):  # another relayer may win some of the jobs read: read the next ones
-            got, fails, lost = self._claim_round(limit - len(claims), lease_s, choose, now, spread=lost > 0)
+            got, fails, lost = self._claim_round(
+                limit - len(claims), lease_s, choose, now, spread=lost > 0, refuse=refuse
+            )
             claims += got
             failed += fails
             if not lost or len(claims) >= limit:
@@ -154,6 +165,7 @@ class ClaimStore(StoreBase):
         choose: Callable[[Any, Tries, list[OperatorInfo]], Choice],
         now: float,
         spread: bool,
+        refuse: Callable[[Any], str | None] | None = None,
     ) -> tuple[list[Claim], list[str], int]:
         """One read-decide-write round of `claim`; also returns how many jobs another relayer took first."""
         with self.engine.connect() as c:
@@ -178,6 +190,10 @@ class ClaimStore(StoreBase):
         # The policy decides outside any transaction; the writes below check nothing moved meanwhile.
         decisions: list[tuple[JobRow, Choice, bool]] = []
         for job in jobs:
+            refused = refuse(job) if refuse is not None else None
+            if refused is not None:
+                decisions.append((job, Choice(fail=refused), False))
+                continue
             resend = job.state == _S.DISPATCHED.value and job.operator is not None
             same = next((o for o in operators if o.address == job.operator), None) if resend else None
             choice = Choice(same) if same is not None else choose(job, tried[job.job_id], operators)
@@ -265,9 +281,17 @@ class ClaimStore(StoreBase):
         output_tokens: int,
         result_hash: str,
         latency_ms: float,
+        *,
+        reported: tuple[int, int] | None = None,
+        disputed: bool = False,
+        detail: str | None = None,
     ) -> bool:
-        """Records an operator's answer; False if the job is no longer this relayer's (its lease was lost)."""
-        done = Completion(claim, answer, input_tokens, output_tokens, result_hash, latency_ms)
+        """Records an operator's answer, settled for `input_tokens` and `output_tokens` (the operator
+        reported `reported`; `disputed` counts a usage dispute against it, `detail` is the history's line);
+        False if the job is no longer this relayer's (its lease was lost)."""
+        done = Completion(
+            claim, answer, input_tokens, output_tokens, result_hash, latency_ms, reported, disputed, detail
+        )
         return bool(self.complete_many([done]))
 
     def complete_many(self, answers: Sequence[Completion]) -> list[str]:
@@ -280,16 +304,21 @@ class ClaimStore(StoreBase):
         with self.writing() as c:
             for done in answers:
                 claim = done.claim
+                reported_in, reported_out = (
+                    done.reported if done.reported is not None else (done.input_tokens, done.output_tokens)
+                )
                 completed += self.move(
                     c,
                     [claim.job_id],
                     _S.COMPLETED,
                     now,
-                    f"{done.input_tokens}+{done.output_tokens} tokens",
+                    done.detail or f"{done.input_tokens}+{done.output_tokens} tokens",
                     values={
                         "answer": done.answer,
                         "input_tokens": done.input_tokens,
                         "output_tokens": done.output_tokens,
+                        "reported_input_tokens": reported_in,
+                        "reported_output_tokens": reported_out,
                         "result_hash": done.result_hash,
                         "completed_at": now,
                         "lease_until": 0.0,
@@ -299,6 +328,9 @@ class ClaimStore(StoreBase):
                     owned=True,
                 )
                 c.execute(_OPERATOR_SUCCEEDED, {"op": claim.operator, "latency": done.latency_ms})
+                if done.disputed:
+                    c.execute(_OPERATOR_DISPUTED, {"op": claim.operator})
+                    self.forget_operators()  # the dispute counts in the next choice
             c.execute(
                 _FINISH_ATTEMPT,
                 [

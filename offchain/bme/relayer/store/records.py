@@ -53,6 +53,11 @@ class Completion:
     output_tokens: int
     result_hash: str
     latency_ms: float
+    #: The counts the operator reported, when they differ from those settled (`input_tokens`,
+    #: `output_tokens`); a usage dispute to count against the operator; the history's line.
+    reported: tuple[int, int] | None = None
+    disputed: bool = False
+    detail: str | None = None
 
 
 @dataclass
