@@ -2,7 +2,6 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IBurnMintEquilibrium} from "./interfaces/IBurnMintEquilibrium.sol";
 import {IComputeToken} from "./interfaces/IComputeToken.sol";
 import {IComputeCredit} from "./interfaces/IComputeCredit.sol";
@@ -12,26 +11,35 @@ import {BmeMath} from "./libraries/BmeMath.sol";
 import {BmeParameters} from "./libraries/BmeParameters.sol";
 import {CollateralStatus, Status} from "./libraries/CollateralStatus.sol";
 import {RollingWindow} from "./libraries/RollingWindow.sol";
+import {ExpiringPausable} from "./utils/ExpiringPausable.sol";
 
 /// @title BurnMintEquilibrium
 /// @notice The BME core: burns CMP for credits, redeems operators' earnings for CMP, and keeps the collateral
-/// status and the mint limit. See `IBurnMintEquilibrium` and `contracts/INVARIANTS.md`.
-contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
-    /// @notice Governance: the timelock. Changes parameters, the oracle, the seed, the mint limit; unpauses.
+/// status and the two mint limits. See `IBurnMintEquilibrium` and `contracts/INVARIANTS.md`.
+contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, ExpiringPausable {
+    /// @notice Governance: the timelock. Changes parameters, the oracle, the seed, the mint limits; unpauses early.
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
-    /// @notice The guardian that may pause at once.
+    /// @notice The guardian that may pause at once, for at most `MAX_PAUSE` (see {ExpiringPausable}).
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     /// @notice The emission schedule, which mints operators' emission rewards through this contract.
     bytes32 public constant EMITTER_ROLE = keccak256("EMITTER_ROLE");
+    /// @notice The admin of `EMITTER_ROLE` and of itself: held only by the deployment while it wires the emission
+    /// schedule, then renounced, after which nobody can grant or revoke either role: the emitters are fixed.
+    bytes32 public constant EMITTER_ADMIN_ROLE = keccak256("EMITTER_ADMIN_ROLE");
 
     IComputeToken public immutable token;
     IComputeCredit public immutable credit;
+    /// @dev Fixed at deployment: a new escrow could neither see the old one's earnings nor be trusted with the
+    /// approvals payers gave this contract.
+    IJobEscrow private immutable _jobEscrow;
 
-    /// @dev Declared first so that it shares a slot with Pausable's flag: both are read by every escrow burn.
-    IJobEscrow private _jobEscrow;
+    /// @dev Declared first so that it shares a slot with the pause state, which every burn and redemption reads.
+    /// Set when `syncStatus` finds the oracle failing, cleared by the next good reading; kept apart from the
+    /// collateral status so that an oracle outage does not count as a collateral halt.
+    bool private _oracleHalted;
     /// @dev Read by every burn and redemption: one slot.
     BmeParameters.Core private _params;
-    /// @dev One slot: the oracle, the seed buffer and the recorded status.
+    /// @dev One slot: the oracle, the seed buffer and the collateral status (never HaltOracle).
     address private _oracle;
     uint88 private _seedTokens;
     Status private _status;
@@ -39,29 +47,51 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     uint128 private _remintCredits;
     uint128 private _outstandingCredits;
     /// @dev Redemption-only state.
-    RollingWindow.State private _mintWindowState;
+    RollingWindow.State private _redemptionWindow;
     uint128 private _mintLimitPerWindow;
     uint128 private _totalNewIssuance;
     uint256 private _totalReissued;
+    /// @dev Emission-only state: emissions have their own window, so a release cannot use up redemptions' room.
+    RollingWindow.State private _emissionWindow;
+    uint128 private _emissionLimitPerWindow;
 
     /// @param token_ CMP; this contract needs its `MINTER_ROLE` to pay redemptions.
     /// @param credit_ CRD; this contract needs its `MINTER_ROLE` to mint credits for plain burns.
     /// @param oracle_ The price source.
+    /// @param jobEscrow_ The job escrow whose operators' earnings are redeemed here, fixed for good.
     /// @param governor The timelock (admin and governor).
     /// @param guardian The account that may pause.
-    constructor(IComputeToken token_, IComputeCredit credit_, address oracle_, address governor, address guardian) {
-        if (address(token_) == address(0) || address(credit_) == address(0) || !_isOracle(oracle_)) {
+    /// @dev The deploying account holds `EMITTER_ADMIN_ROLE`: it grants `EMITTER_ROLE` to the emission schedule, then
+    /// renounces it.
+    constructor(
+        IComputeToken token_,
+        IComputeCredit credit_,
+        address oracle_,
+        IJobEscrow jobEscrow_,
+        address governor,
+        address guardian
+    ) {
+        if (
+            address(token_) == address(0) || address(credit_) == address(0) || !_isOracle(oracle_)
+                || address(jobEscrow_) == address(0)
+        ) {
             revert BmeInvalidParameters();
         }
         token = token_;
         credit = credit_;
+        _jobEscrow = jobEscrow_;
         _oracle = oracle_;
         _params = BmeParameters.defaults();
         _mintLimitPerWindow = BmeParameters.MINT_LIMIT_PER_WINDOW;
-        _mintWindowState.start = uint48(block.timestamp);
+        _emissionLimitPerWindow = BmeParameters.MINT_LIMIT_PER_WINDOW;
+        _redemptionWindow.start = uint48(block.timestamp);
+        _emissionWindow.start = uint48(block.timestamp);
         _grantRole(DEFAULT_ADMIN_ROLE, governor);
         _grantRole(GOVERNOR_ROLE, governor);
         _grantRole(PAUSER_ROLE, guardian);
+        _setRoleAdmin(EMITTER_ROLE, EMITTER_ADMIN_ROLE);
+        _setRoleAdmin(EMITTER_ADMIN_ROLE, EMITTER_ADMIN_ROLE);
+        _grantRole(EMITTER_ADMIN_ROLE, msg.sender);
     }
 
     // ---------------------------------------------------------------- burns
@@ -118,7 +148,6 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     function redeem(uint256 credits, uint256 minTokens) external whenNotPaused returns (uint256 tokens) {
         if (credits == 0) revert BmeZeroAmount();
         IJobEscrow escrow = _jobEscrow;
-        if (address(escrow) == address(0)) revert BmeInvalidParameters();
         BmeParameters.Core memory p = _params;
         (uint256 price, uint256 confidence) = _checkedPrice(p);
         uint256 redeemPrice = BmeMath.redeemPriceUp(price, confidence, p.confidenceMultiplier);
@@ -127,7 +156,7 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         if (tokens < minTokens) revert BmeSlippageExceeded(tokens, minTokens);
         uint256 earned = escrow.earningsOf(msg.sender);
         if (earned < credits) revert IJobEscrow.JobEscrowInsufficientEarnings(msg.sender, earned, credits);
-        _consumeMintWindow(tokens, p.mintWindow);
+        _consume(_redemptionWindow, _mintLimitPerWindow, tokens, p.mintWindow);
         _accountRedemption(p, credits, tokens, price, redeemPrice);
 
         escrow.debitEarnings(msg.sender, credits);
@@ -159,32 +188,36 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
     /// @inheritdoc IBurnMintEquilibrium
     function mintEmission(address to, uint256 tokens) external whenNotPaused onlyRole(EMITTER_ROLE) {
         if (tokens == 0) revert BmeZeroAmount();
-        _consumeMintWindow(tokens, _params.mintWindow);
+        _consume(_emissionWindow, _emissionLimitPerWindow, tokens, _params.mintWindow);
         emit EmissionMinted(to, tokens);
         token.mint(to, tokens);
     }
 
-    /// @dev Counts `amount` against the rolling mint window, or reverts when it does not fit.
-    function _consumeMintWindow(uint256 amount, uint256 length) private {
-        (RollingWindow.State memory s, uint256 used) = RollingWindow.rolled(_mintWindowState, block.timestamp, length);
-        uint256 limit = _mintLimitPerWindow;
-        uint256 available = used >= limit ? 0 : limit - used;
-        if (amount > available) revert BmeRateLimited(amount, available);
-        // Fits 104 bits: bounded by the limit, itself a uint128 far above any realistic window's minting.
-        s.current += uint104(amount);
-        _mintWindowState = s;
+    /// @dev Counts `amount` against `window` under `limit`, or reverts when it does not fit.
+    function _consume(RollingWindow.State storage window, uint256 limit, uint256 amount, uint256 length) private {
+        (bool ok, uint256 available) = RollingWindow.consume(window, block.timestamp, length, limit, amount);
+        if (!ok) revert BmeRateLimited(amount, available);
     }
 
     // ---------------------------------------------------------------- status
 
     /// @inheritdoc IBurnMintEquilibrium
+    /// @dev A failing oracle sets the oracle halt and leaves the collateral status (and so its hysteresis) as it
+    /// was: a price that is stale for a moment is not a collateral halt.
     function syncStatus() external returns (Status current) {
-        BmeParameters.Core memory p = _params;
+        (bool ok, uint256 price,) = _tryPrice();
         Status before = _status;
+        if (!ok) {
+            if (!_oracleHalted) {
+                _oracleHalted = true;
+                emit StatusChanged(before, Status.HaltOracle, 0);
+            }
+            return Status.HaltOracle;
+        }
+        BmeParameters.Core memory p = _params;
         uint256 remint = _remintCredits;
         uint256 outstanding = _outstandingCredits;
-        (bool ok, uint256 price,) = _tryPrice();
-        current = ok ? _nextStatus(before, p, remint, outstanding, price) : Status.HaltOracle;
+        current = _nextStatus(before, p, remint, outstanding, price);
         _recordStatus(before, current, remint, outstanding, price);
     }
 
@@ -237,11 +270,15 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         return CollateralStatus.next(previous, true, cr, p.crWarnBps, p.crHaltBps, p.crHysteresisBps);
     }
 
+    /// @dev Records the collateral status `current` computed from a good price reading, which also ends an oracle
+    /// halt; emits when the status shown by {status} changes.
     function _recordStatus(Status before, Status current, uint256 remint, uint256 outstanding, uint256 price) private {
-        if (current == before) return;
-        _status = current;
-        uint256 cr = price == 0 ? 0 : BmeMath.collateralRatioBpsDown(remint + _seedTokens, price, outstanding);
-        emit StatusChanged(before, current, cr);
+        bool oracleHalted = _oracleHalted;
+        if (current == before && !oracleHalted) return;
+        if (current != before) _status = current;
+        if (oracleHalted) _oracleHalted = false;
+        uint256 cr = BmeMath.collateralRatioBpsDown(remint + _seedTokens, price, outstanding);
+        emit StatusChanged(oracleHalted ? Status.HaltOracle : before, current, cr);
     }
 
     // ---------------------------------------------------------------- governance
@@ -278,25 +315,32 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
 
     /// @inheritdoc IBurnMintEquilibrium
     function setMintLimit(uint128 mintLimitPerWindow) external onlyRole(GOVERNOR_ROLE) {
+        _checkLimit(mintLimitPerWindow);
         _mintLimitPerWindow = mintLimitPerWindow;
         emit MintLimitUpdated(mintLimitPerWindow);
     }
 
     /// @inheritdoc IBurnMintEquilibrium
-    function setJobEscrow(address jobEscrow) external onlyRole(GOVERNOR_ROLE) {
-        if (jobEscrow == address(0)) revert BmeInvalidParameters();
-        _jobEscrow = IJobEscrow(jobEscrow);
-        emit JobEscrowUpdated(jobEscrow);
+    function setEmissionLimit(uint128 emissionLimitPerWindow) external onlyRole(GOVERNOR_ROLE) {
+        _checkLimit(emissionLimitPerWindow);
+        _emissionLimitPerWindow = emissionLimitPerWindow;
+        emit EmissionLimitUpdated(emissionLimitPerWindow);
+    }
+
+    function _checkLimit(uint256 limit) private pure {
+        if (limit > BmeParameters.MAX_MINT_LIMIT_PER_WINDOW) {
+            revert BmeMintLimitTooHigh(limit, BmeParameters.MAX_MINT_LIMIT_PER_WINDOW);
+        }
     }
 
     /// @inheritdoc IBurnMintEquilibrium
     function pause() external onlyRole(PAUSER_ROLE) {
-        _pause();
+        _pauseExpiring();
     }
 
     /// @inheritdoc IBurnMintEquilibrium
     function unpause() external onlyRole(GOVERNOR_ROLE) {
-        _unpause();
+        _unpauseEarly();
     }
 
     // ---------------------------------------------------------------- views
@@ -321,6 +365,11 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
         return _mintLimitPerWindow;
     }
 
+    /// @notice The most CMP emissions may mint per window (a window of their own).
+    function emissionLimitPerWindow() external view returns (uint256) {
+        return _emissionLimitPerWindow;
+    }
+
     /// @notice The job escrow whose operators' earnings are redeemed here.
     function jobEscrow() external view returns (address) {
         return address(_jobEscrow);
@@ -328,6 +377,11 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
 
     /// @inheritdoc IBurnMintEquilibrium
     function status() external view returns (Status) {
+        return _oracleHalted ? Status.HaltOracle : _status;
+    }
+
+    /// @notice The collateral status alone: what {status} shows when the oracle is not halted.
+    function collateralStatus() external view returns (Status) {
         return _status;
     }
 
@@ -359,9 +413,12 @@ contract BurnMintEquilibrium is IBurnMintEquilibrium, AccessControl, Pausable {
 
     /// @inheritdoc IBurnMintEquilibrium
     function mintAvailable() external view returns (uint256) {
-        (, uint256 used) = RollingWindow.rolled(_mintWindowState, block.timestamp, _params.mintWindow);
-        uint256 limit = _mintLimitPerWindow;
-        return used >= limit ? 0 : limit - used;
+        return RollingWindow.available(_redemptionWindow, block.timestamp, _params.mintWindow, _mintLimitPerWindow);
+    }
+
+    /// @inheritdoc IBurnMintEquilibrium
+    function emissionAvailable() external view returns (uint256) {
+        return RollingWindow.available(_emissionWindow, block.timestamp, _params.mintWindow, _emissionLimitPerWindow);
     }
 
     /// @inheritdoc IBurnMintEquilibrium

@@ -72,10 +72,11 @@ contract EmissionSchedule is IEmissionSchedule {
         uint256 n = segments_.length;
         if (n == 0 || n > MAX_SEGMENTS) revert EmissionScheduleInvalidSegment(n);
         if (claimDelayEpochs_ > MAX_CLAIM_DELAY_EPOCHS) revert EmissionScheduleInvalidClaimDelay(claimDelayEpochs_);
+        // slither-disable-next-line uninitialized-local -- a memory array starts zeroed: unused segments stay 0
         uint256[MAX_SEGMENTS] memory packed;
-        uint256 start;
-        uint256 bound;
-        uint256 maxAmount;
+        uint256 start = 0;
+        uint256 bound = 0;
+        uint256 maxAmount = 0;
         for (uint256 i; i < n; ++i) {
             Segment memory s = segments_[i];
             bool endless = s.epochs == 0;

@@ -2,13 +2,13 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {IJobEscrow, JobStatus} from "./interfaces/IJobEscrow.sol";
 import {IBurnMintEquilibrium} from "./interfaces/IBurnMintEquilibrium.sol";
 import {IComputeCredit} from "./interfaces/IComputeCredit.sol";
 import {IOperatorRegistry} from "./interfaces/IOperatorRegistry.sol";
 import {ModelPriceBook} from "./ModelPriceBook.sol";
+import {ExpiringPausable} from "./utils/ExpiringPausable.sol";
 
 /// @title JobEscrow
 /// @notice Reserves credits for inference jobs and settles them. Credits reserved for open jobs and operators'
@@ -16,10 +16,10 @@ import {ModelPriceBook} from "./ModelPriceBook.sol";
 /// balance, and mints CRD back to the payer for a refund. See `IJobEscrow` and `contracts/INVARIANTS.md`.
 /// @dev Calls out only to the protocol's own BME core, CMP, CRD and operator registry (a view), none of which calls
 /// back.
-contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
+contract JobEscrow is IJobEscrow, ModelPriceBook, ExpiringPausable {
     /// @notice The relayer(s) allowed to settle jobs.
     bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
-    /// @notice The guardian that may pause the opening of jobs at once.
+    /// @notice The guardian that may pause the opening of jobs at once, for at most `MAX_PAUSE`.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     /// @notice This project's default: a job must be settled within a day or it may be refunded.
     uint32 public constant DEFAULT_MAX_JOB_DURATION = 1 days;
@@ -294,14 +294,16 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, Pausable {
         emit MinJobDurationUpdated(minJobDuration_);
     }
 
-    /// @notice Stops the opening of jobs; settlements and refunds go on. Only callable by the guardian.
+    /// @notice Stops the opening of jobs for at most `MAX_PAUSE`, after which it resumes by itself; settlements and
+    /// refunds go on. A new pause may start only `PAUSE_COOLDOWN` after the last one ended. Only callable by the
+    /// guardian.
     function pause() external onlyRole(PAUSER_ROLE) {
-        _pause();
+        _pauseExpiring();
     }
 
-    /// @notice Resumes the opening of jobs. Only callable by governance.
+    /// @notice Ends the current pause early. Only callable by governance.
     function unpause() external onlyRole(GOVERNOR_ROLE) {
-        _unpause();
+        _unpauseEarly();
     }
 
     // ---------------------------------------------------------------- views

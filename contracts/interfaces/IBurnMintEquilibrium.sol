@@ -8,8 +8,9 @@ import {BmeParameters} from "../libraries/BmeParameters.sol";
 /// @notice The burn-mint equilibrium core. Users burn CMP for CRD at the conservative oracle price less the mint
 /// spread; operators redeem their earned CRD for newly minted CMP at the conservative price less the settle spread.
 /// Redemptions re-issue against `remintCredits` (CMP burned earlier) first; the rest is new issuance. Minting of
-/// CMP by redemptions is limited over a rolling window; minting of credits stops while the collateral ratio is
-/// below the halt threshold, and everything that needs a price stops while the oracle fails its checks.
+/// CMP is limited over rolling windows, one for redemptions and one for emissions, each with its own limit that no
+/// span of the window's length exceeds; minting of credits stops while the collateral ratio is below the halt
+/// threshold, and everything that needs a price stops while the oracle fails its checks.
 interface IBurnMintEquilibrium {
     /// @notice `tokensBurned` CMP of `payer` were burned for `credits` CRD at `price`; the credits went to
     /// `recipient` (the payer, or the job escrow when they pay for a job).
@@ -36,8 +37,8 @@ interface IBurnMintEquilibrium {
     event SeedUpdated(uint256 seedTokens);
     /// @notice Governance changed the most CMP that redemptions may mint per window.
     event MintLimitUpdated(uint256 mintLimitPerWindow);
-    /// @notice The job escrow whose operators' earnings are redeemed here was set.
-    event JobEscrowUpdated(address indexed jobEscrow);
+    /// @notice Governance changed the most CMP that emissions may mint per window.
+    event EmissionLimitUpdated(uint256 emissionLimitPerWindow);
     /// @notice The emission schedule minted `tokens` CMP of emission rewards to `to`.
     event EmissionMinted(address indexed to, uint256 tokens);
 
@@ -56,8 +57,10 @@ interface IBurnMintEquilibrium {
     error BmeOracleUncertain(uint256 price, uint256 confidence, uint256 maxConfidenceBps);
     /// @notice The protocol's status `status` forbids this call.
     error BmeHalted(Status status);
-    /// @notice Redemptions may mint only `available` more CMP in the current window; `requested` was asked.
+    /// @notice Redemptions (or emissions) may mint only `available` more CMP in their window; `requested` was asked.
     error BmeRateLimited(uint256 requested, uint256 available);
+    /// @notice A mint limit of `limit` per window is above the hard maximum `maximum`.
+    error BmeMintLimitTooHigh(uint256 limit, uint256 maximum);
     /// @notice A parameter set that fails {BmeParameters-isValid}, or a zero address.
     error BmeInvalidParameters();
     /// @notice Only the job escrow may call this.
@@ -81,11 +84,14 @@ interface IBurnMintEquilibrium {
     /// @return tokens CMP minted to the caller.
     function redeem(uint256 credits, uint256 minTokens) external returns (uint256 tokens);
 
-    /// @notice Mints `tokens` CMP of emission rewards to `to`, counted against the same rolling mint window as
-    /// redemptions. Only callable by the emission schedule (`EMITTER_ROLE`), which enforces the hard cap.
+    /// @notice Mints `tokens` CMP of emission rewards to `to`, counted against the emissions' own rolling window
+    /// (apart from redemptions'). Only callable by the emission schedule (`EMITTER_ROLE`, fixed at deployment),
+    /// which enforces the hard cap.
     function mintEmission(address to, uint256 tokens) external;
 
     /// @notice Reads the oracle and records the status it implies, without reverting when the oracle fails.
+    /// A failing oracle records HaltOracle beside the collateral status, which it leaves unchanged, so a brief
+    /// outage does not count as a collateral halt once the oracle is back.
     /// @return status The status now recorded.
     function syncStatus() external returns (Status status);
 
@@ -99,22 +105,27 @@ interface IBurnMintEquilibrium {
     /// @notice Changes the seed buffer, in CMP, counted as backing in the collateral ratio. Only governance.
     function setSeed(uint88 seedTokens) external;
 
-    /// @notice Changes the most CMP redemptions may mint per window. Only callable by governance.
+    /// @notice Changes the most CMP redemptions may mint per window, at most `MAX_MINT_LIMIT_PER_WINDOW` of
+    /// `BmeParameters` (`BmeMintLimitTooHigh`). Only callable by governance.
     function setMintLimit(uint128 mintLimitPerWindow) external;
 
-    /// @notice Sets the job escrow whose earnings are redeemed here. Only callable by governance.
-    function setJobEscrow(address jobEscrow) external;
+    /// @notice Changes the most CMP emissions may mint per window, at most `MAX_MINT_LIMIT_PER_WINDOW` of
+    /// `BmeParameters` (`BmeMintLimitTooHigh`). Only callable by governance.
+    function setEmissionLimit(uint128 emissionLimitPerWindow) external;
 
-    /// @notice Stops burns and redemptions. Only callable by the guardian (`PAUSER_ROLE`).
+    /// @notice Stops burns, redemptions and emission mints for at most `MAX_PAUSE`, after which they resume by
+    /// themselves; a new pause may start only `PAUSE_COOLDOWN` after the last one ended. Only callable by the
+    /// guardian (`PAUSER_ROLE`).
     function pause() external;
 
-    /// @notice Resumes burns and redemptions. Only callable by governance.
+    /// @notice Ends the current pause early. Only callable by governance.
     function unpause() external;
 
     /// @notice The current parameters.
     function parameters() external view returns (BmeParameters.Core memory);
 
-    /// @notice The status recorded by the last state-changing call.
+    /// @notice The status recorded by the last state-changing call: HaltOracle while `syncStatus` last found the
+    /// oracle failing and no good reading came since, else the collateral status.
     function status() external view returns (Status);
 
     /// @notice CMP burned and not yet re-issued: what later redemptions re-issue against.
@@ -132,8 +143,11 @@ interface IBurnMintEquilibrium {
     /// @notice The collateral ratio in basis points at the oracle's current price.
     function collateralRatioBps() external view returns (uint256);
 
-    /// @notice CMP that redemptions may still mint in the current window.
+    /// @notice CMP that redemptions may still mint in their window now.
     function mintAvailable() external view returns (uint256);
+
+    /// @notice CMP that emissions may still mint in their window now.
+    function emissionAvailable() external view returns (uint256);
 
     /// @notice Credits a burn of `tokens` would give now, after the spread and the conservative price.
     function quoteBurn(uint256 tokens) external view returns (uint256 credits);

@@ -5,7 +5,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// @title IComputeToken
 /// @notice CMP, the protocol's market token: an 18-decimal ERC-20 that anyone may burn and that only protocol
-/// contracts holding `MINTER_ROLE` may mint (job payouts through the BME core, and the emission schedule).
+/// contracts holding `MINTER_ROLE` may mint: the BME core alone (redemptions, and the emission schedule's mints),
+/// fixed at deployment.
 interface IComputeToken is IERC20 {
     /// @notice Mints `amount` CMP to `to`.
     /// @dev Only callable by holders of `MINTER_ROLE`. Emits {IERC20-Transfer} from the zero address.

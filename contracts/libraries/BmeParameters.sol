@@ -40,6 +40,9 @@ library BmeParameters {
     /// @dev This project: at most 10 million CMP minted by redemptions per window until governance sizes it
     /// (Helium sizes its breaker at 5x the epoch emission; the emission schedule sets it when it is deployed).
     uint128 internal constant MINT_LIMIT_PER_WINDOW = 10_000_000e18;
+    /// @dev This project: the hard maximum governance may set either window's limit to, 10x the default (and far
+    /// below 2^104, what a window can count). Emissions stay bounded by the schedule's immutable hard cap.
+    uint128 internal constant MAX_MINT_LIMIT_PER_WINDOW = 100_000_000e18;
 
     /// @notice The defaults above, as one struct.
     function defaults() internal pure returns (Core memory) {

@@ -15,7 +15,9 @@ enum Status {
 /// @title CollateralStatus
 /// @notice The status machine, with hysteresis: a status entered because the CR fell below a threshold is left only
 /// once the CR is back at or above that threshold plus `hysteresisBps`, so the status does not flap around a threshold.
-/// Akash's BME has no hysteresis; this is the project's addition. Leaving HaltOracle counts as leaving a halt.
+/// Akash's BME has no hysteresis; this is the project's addition. HaltOracle is not a collateral status: the BME core
+/// records an oracle failure beside the collateral status, so `previous` is never HaltOracle there, and an oracle
+/// outage neither enters nor prolongs a collateral halt.
 /// Mirrored by `offchain/bme/economics/status.py`.
 library CollateralStatus {
     /// @notice The next status given the previous one, the current CR and whether the oracle read passed its checks.
@@ -26,7 +28,7 @@ library CollateralStatus {
     {
         if (!oracleOk) return Status.HaltOracle;
         if (crBps < haltBps) return Status.HaltCR;
-        bool wasHalted = previous == Status.HaltCR || previous == Status.HaltOracle;
+        bool wasHalted = previous == Status.HaltCR;
         if (wasHalted && crBps < haltBps + hysteresisBps) return Status.HaltCR;
         if (crBps < warnBps) return Status.Warning;
         if (previous != Status.Healthy && crBps < warnBps + hysteresisBps) return Status.Warning;

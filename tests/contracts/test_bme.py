@@ -477,30 +477,29 @@ def test_redeem_beyond_the_mint_limit_reverts(protocol: Deployed, chain: Any, go
 
 def test_mint_limit_frees_up_as_the_window_rolls(protocol: Deployed, chain: Any, gov: Governance) -> None:
     bme, operator, window = protocol.bme, protocol.operators[0], 86_400
+    bucket = window // 4  # the window counts the current bucket and the four before it, in full
     start = protocol.window_start
     push(protocol, chain, CMP)
     earn(protocol, chain, operator, protocol.users[0], 100 * CMP, 99_750_000, 1)
     gov.execute(bme.setMintLimit, 60 * CMP)
     push(protocol, chain, CMP)
-    assert head_time(chain) < start + window  # still in the first bucket
+    assert head_time(chain) < start + bucket  # still in the first bucket
     bme.redeem(50 * CRD, 0, sender=operator)
 
-    # Halfway through the next bucket, half of the previous bucket's 50 CMP still counts: 35 CMP are free.
-    t = start + window + window // 2
+    # A whole window later the first bucket is the oldest one counted: only 10 CMP are free.
+    t = start + window
     price_at(protocol, chain, t - 1, CMP)
     next_tx_at(chain, t)
-    bme.redeem(35 * CRD, 0, sender=operator)
-    # One second later: 35 + ceil(50 * 43199 / 86400) CMP are used.
-    next_tx_at(chain, t + 1)
-    with reverts(bme.BmeRateLimited, requested=CMP, available=578_703_703_703_703):
-        bme.redeem(CRD, 0, sender=operator)
+    with reverts(bme.BmeRateLimited, requested=11 * CMP, available=10 * CMP):
+        bme.redeem(11 * CRD, 0, sender=operator)
+    bme.redeem(10 * CRD, 0, sender=operator)
 
-    # Two whole buckets later nothing counts any more.
-    advance(chain, 2 * window)
-    assert bme.mintAvailable() == 60 * CMP
+    # One bucket later the first bucket no longer counts; the 10 CMP just minted still do.
+    advance(chain, bucket)
+    assert bme.mintAvailable() == 50 * CMP
     push(protocol, chain, CMP)
-    bme.redeem(14_750_000, 0, sender=operator)
-    assert bme.mintAvailable() == 60 * CMP - 14_750_000_000_000_000_000
+    bme.redeem(39_750_000, 0, sender=operator)
+    assert bme.mintAvailable() == 50 * CMP - 39_750_000_000_000_000_000
     assert protocol.escrow.earningsOf(operator) == 0
 
 
@@ -557,7 +556,7 @@ GOVERNANCE_CALLS = {
     "setOracle": lambda p: (p.users[3].address,),
     "setSeed": lambda p: (CMP,),
     "setMintLimit": lambda p: (CMP,),
-    "setJobEscrow": lambda p: (p.users[3].address,),
+    "setEmissionLimit": lambda p: (CMP,),
     "unpause": lambda p: (),
 }
 
@@ -639,10 +638,9 @@ def test_set_invalid_parameters_reverts(protocol: Deployed, gov: Governance, inv
     assert tuple(protocol.bme.parameters()) == params()
 
 
-@pytest.mark.parametrize("setter", ["setOracle", "setJobEscrow"])
-def test_set_zero_address_reverts(protocol: Deployed, gov: Governance, setter: str) -> None:
+def test_set_zero_address_reverts(protocol: Deployed, gov: Governance) -> None:
     with reverts(protocol.bme.BmeInvalidParameters):
-        gov.execute(getattr(protocol.bme, setter), ZERO_ADDRESS)
+        gov.execute(protocol.bme.setOracle, ZERO_ADDRESS)
     assert protocol.bme.oracle() == protocol.oracle.address
     assert protocol.bme.jobEscrow() == protocol.escrow.address
 
@@ -661,22 +659,6 @@ def test_set_oracle_through_timelock_switches_the_price_source(
     ts = advance(chain, 1)
     other.pushPrice(4 * CMP, 0, ts, sender=protocol.deployer)
     assert protocol.bme.quoteBurn(100 * CMP) == 399 * CRD
-
-
-def test_set_job_escrow_through_timelock_moves_the_escrow_role(
-    protocol: Deployed, chain: Any, gov: Governance
-) -> None:
-    newcomer = protocol.users[3]
-    tx = gov.execute(protocol.bme.setJobEscrow, newcomer)
-    assert event_args(tx, protocol.bme.JobEscrowUpdated) == [normalised(jobEscrow=newcomer)]
-    assert protocol.bme.jobEscrow() == newcomer.address
-    push(protocol, chain, CMP)
-    with reverts(protocol.bme.BmeNotJobEscrow, caller=protocol.escrow):
-        protocol.escrow.burnForJob(
-            100 * CMP, 0, terms(spec_hash(1), deadline(chain)), sender=protocol.users[0]
-        )
-    protocol.bme.burnForEscrow(protocol.users[0], 100 * CMP, 0, sender=newcomer)
-    assert protocol.bme.remintCredits() == 100 * CMP
 
 
 @pytest.mark.parametrize("caller", ["user", "guardian"])

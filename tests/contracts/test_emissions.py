@@ -1,11 +1,13 @@
 """The emission schedule and reward claims: the deployed schedule and its hard cap, claims pro-rata to the
-stake kept rewardable through each epoch, minted at claim through the BME core's mint window after the
-challenge window, the errors of early, repeated and empty claims, and invariant 7 (emission never exceeds the
-cap; an epoch's claims never exceed its emission, and equal it to rounding once all have claimed).
+stake kept rewardable through each epoch, minted at claim through the BME core's emission window (apart from
+redemptions') after the challenge window, the errors of early, repeated and empty claims, and invariant 7
+(emission never exceeds the cap; an epoch's claims never exceed its emission, and equal it to rounding once
+all have claimed).
 
 The attacks: an operator that pays for its own jobs and answers them (settled by the relayer) gets exactly
 its stake share, as an honest staker does; a slash forfeits the unclaimed rewards of the slashed epochs; a
-claim in the challenge window is refused; joining during an epoch earns nothing for it."""
+claim in the challenge window is refused; joining during an epoch earns nothing for it; a large claim fills
+the emission window and leaves redemptions' room alone."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 
 from bme.chain.deploy import role
 from bme.economics.emission import DEFAULT_CLAIM_DELAY_EPOCHS, DEFAULT_HARD_CAP, Schedule, Segment
-from tests.conftest import CMP, Deployed
+from tests.conftest import CMP, CRD, Deployed
 from tests.contracts.helpers import (
     Governance,
     call_reverts,
@@ -95,7 +97,8 @@ def test_the_deployed_schedule_is_the_default_and_sizes_the_mint_limit(protocol:
         1095: 5 * 10**5 * CMP,
     }
     assert {k: e.epochEmission(k) for k in expected} == expected
-    assert protocol.bme.mintLimitPerWindow() == 5 * EPOCH_EMISSION  # Helium: 5x the epoch emission
+    # Helium: 5x the epoch emission, for redemptions and for emissions, each in its own window.
+    assert protocol.bme.mintLimitPerWindow() == protocol.bme.emissionLimitPerWindow() == 5 * EPOCH_EMISSION
     assert protocol.bme.hasRole(role("EMITTER_ROLE"), e.address)
     assert e.currentEpoch() == protocol.escrow.currentEpoch()
     assert e.claimDelayEpochs() == DELAY == 2
@@ -374,17 +377,42 @@ def test_emission_goes_through_the_mint_window(
     protocol: Deployed, chain: Any, ops: list[Any], gov: Governance
 ) -> None:
     p, a = protocol, ops[0]
-    gov.execute(p.bme.setMintLimit, EPOCH_EMISSION // 3 - 1)
+    gov.execute(p.bme.setEmissionLimit, EPOCH_EMISSION // 3 - 1)
     push(p, chain, CMP)
     e = int(p.escrow.currentEpoch()) + 1
     at_epoch(p, chain, claimable(e))
-    available = int(p.bme.mintAvailable())
+    available = int(p.bme.emissionAvailable())
     with reverts(p.bme.BmeRateLimited, requested=EPOCH_EMISSION // 3, available=available):
         p.emissions.claim(sender=a)
     assert p.emissions.totalReleased() == 0
-    gov.execute(p.bme.setMintLimit, 5 * EPOCH_EMISSION)
+    gov.execute(p.bme.setEmissionLimit, 5 * EPOCH_EMISSION)
     p.emissions.claim(sender=a)
-    assert p.bme.mintAvailable() == 5 * EPOCH_EMISSION - EPOCH_EMISSION // 3
+    assert p.bme.emissionAvailable() == 5 * EPOCH_EMISSION - EPOCH_EMISSION // 3
+    assert p.bme.mintAvailable() == p.bme.mintLimitPerWindow()  # redemptions' window is untouched
+
+
+def test_a_large_emission_claim_does_not_block_redemptions(
+    protocol: Deployed, chain: Any, ops: list[Any], gov: Governance
+) -> None:
+    """A claim of several epochs at once fills the emission window; with one window shared with redemptions
+    that left operators unable to redeem their earnings."""
+    p, (a, b, _) = protocol, ops
+    third = EPOCH_EMISSION // 3
+    gov.execute(p.bme.setEmissionLimit, 3 * third)
+    e = int(p.escrow.currentEpoch()) + 1
+    at_epoch(p, chain, claimable(e + 2))
+    tx = p.emissions.claim(sender=a)  # three epochs' share at once: the emission window's whole limit
+    assert event_args(tx, p.bme.EmissionMinted) == [normalised(to=a, tokens=3 * third)]
+    assert p.bme.emissionAvailable() == 0
+    with reverts(p.bme.BmeRateLimited, requested=3 * third, available=0):
+        p.emissions.claim(sender=b)
+
+    earn(p, chain, a, p.users[0], 100 * CMP, 10 * CRD, 1)
+    redeemable = p.bme.mintAvailable()
+    assert redeemable == p.bme.mintLimitPerWindow() == 10_000_000 * CMP
+    p.bme.redeem(10 * CRD, 0, sender=a)
+    assert p.bme.mintAvailable() == redeemable - 10 * CMP
+    assert p.bme.emissionAvailable() == 0
 
 
 def test_pause_stops_claims(protocol: Deployed, chain: Any, ops: list[Any]) -> None:

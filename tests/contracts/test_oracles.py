@@ -686,7 +686,7 @@ def test_burn_with_good_price_leaves_halt_oracle(protocol: Deployed, chain: Any)
     assert protocol.bme.status() == HEALTHY
 
 
-def test_sync_status_leaving_halt_oracle_with_low_collateral_enters_halt_cr(
+def test_sync_status_leaving_halt_oracle_resumes_the_collateral_status(
     protocol: Deployed, chain: Any
 ) -> None:
     push(protocol, chain, CMP)
@@ -696,11 +696,20 @@ def test_sync_status_leaving_halt_oracle_with_low_collateral_enters_halt_cr(
     assert protocol.bme.status() == HALT_ORACLE
 
     # CR = 1000 CMP * P / 997.5 CRD: at P = 9050 * 0.99750e14 it is 9050 bps, above the halt threshold (9000)
-    # but below halt + hysteresis (9100): leaving a halt needs the hysteresis margin.
+    # but below halt + hysteresis (9100). The outage was no collateral halt: Healthy before it, Warning now.
+    push(protocol, chain, 9050 * 99_750_000_000_000)
+    tx = protocol.bme.syncStatus(sender=protocol.users[0])
+    assert status_changes(tx, protocol) == [normalised(previous=HALT_ORACLE, current=WARNING, crBps=9050)]
+
+    # A collateral halt outlasts an outage: leaving it still needs the hysteresis margin.
+    push(protocol, chain, 8999 * 99_750_000_000_000)
+    protocol.bme.syncStatus(sender=protocol.users[0])
+    advance(chain, MAX_AGE + 10)
+    protocol.bme.syncStatus(sender=protocol.users[0])
+    assert (protocol.bme.status(), protocol.bme.collateralStatus()) == (HALT_ORACLE, HALT_CR)
     push(protocol, chain, 9050 * 99_750_000_000_000)
     tx = protocol.bme.syncStatus(sender=protocol.users[0])
     assert status_changes(tx, protocol) == [normalised(previous=HALT_ORACLE, current=HALT_CR, crBps=9050)]
-
     push(protocol, chain, 9100 * 99_750_000_000_000)
     tx = protocol.bme.syncStatus(sender=protocol.users[0])
     assert status_changes(tx, protocol) == [normalised(previous=HALT_CR, current=WARNING, crBps=9100)]

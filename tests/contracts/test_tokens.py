@@ -59,16 +59,13 @@ def test_token_mint_by_account_without_minter_role_reverts(protocol: Deployed, c
     assert protocol.token.totalSupply() == SUPPLY
 
 
-def test_token_mint_by_minter_granted_through_governance(protocol: Deployed, gov: Governance) -> None:
-    token, minter, recipient = protocol.token, protocol.users[3], protocol.operators[0]
-    gov.execute(token.grantRole, token.MINTER_ROLE(), minter)
-    before = token.balanceOf(recipient)  # the operator's genesis stake-to-be
-    tx = token.mint(recipient, 5 * CMP, sender=minter)
-    assert event_args(tx, token.Transfer) == [
-        normalised(**{"from": ZERO_ADDRESS, "to": recipient, "value": 5 * CMP})
-    ]
-    assert token.balanceOf(recipient) == before + 5 * CMP
-    assert token.totalSupply() == SUPPLY + 5 * CMP
+def test_token_minter_cannot_be_granted_by_governance(protocol: Deployed, gov: Governance) -> None:
+    """The minters are fixed at deployment (`test_limits.py` tries every route); the BME core mints."""
+    token, minter, admin = protocol.token, protocol.token.MINTER_ROLE(), protocol.token.MINTER_ADMIN_ROLE()
+    assert token.getRoleAdmin(minter) == admin == keccak(text="MINTER_ADMIN_ROLE")
+    with reverts(token.AccessControlUnauthorizedAccount, account=protocol.timelock, neededRole=admin):
+        gov.execute(token.grantRole, minter, protocol.users[3])
+    assert token.totalSupply() == SUPPLY
 
 
 def test_token_burn_reduces_balance_and_supply(protocol: Deployed) -> None:
@@ -187,10 +184,12 @@ def test_credit_roles_are_held_by_the_protocol_contracts(protocol: Deployed) -> 
     minter, protocol_role = credit.MINTER_ROLE(), credit.PROTOCOL_ROLE()
     for contract in (protocol.bme, protocol.escrow):
         assert credit.hasRole(minter, contract)
-        assert credit.hasRole(protocol_role, contract)
-    for account in (protocol.deployer, *protocol.users):
+        # They hold credits in their own accounting: no transfer ever goes to or from them.
+        assert not credit.hasRole(protocol_role, contract)
+    for account in (protocol.deployer, protocol.timelock, *protocol.users):
         assert not credit.hasRole(minter, account)
         assert not credit.hasRole(protocol_role, account)
+        assert not credit.hasRole(credit.MINTER_ADMIN_ROLE(), account)
 
 
 def test_credit_transfer_between_users_reverts(protocol: Deployed, fresh_price: int) -> None:
@@ -256,19 +255,19 @@ def test_credit_burn_from_by_account_without_minter_role_reverts(
     assert protocol.credit.balanceOf(victim) == 99_750_000
 
 
-def test_credit_mint_and_burn_from_by_minter_role(protocol: Deployed, gov: Governance) -> None:
-    credit, minter, holder = protocol.credit, protocol.users[3], protocol.users[0]
-    gov.execute(credit.grantRole, credit.MINTER_ROLE(), minter)
-
-    tx = credit.mint(holder, 5 * CRD, sender=minter)
+def test_credit_mint_and_burn_from_by_minter_role(protocol: Deployed, fresh_price: int, chain: Any) -> None:
+    """The two minters in their own flows: the BME core mints a burn's credits, and the escrow burns a payer's
+    credits for a job without any allowance (it acts for the payer, who called it)."""
+    p, credit, holder = protocol, protocol.credit, protocol.users[0]
+    tx = p.bme.burn(100 * CMP, 0, sender=holder)
     assert event_args(tx, credit.Transfer) == [
-        normalised(**{"from": ZERO_ADDRESS, "to": holder, "value": 5 * CRD})
+        normalised(**{"from": ZERO_ADDRESS, "to": holder, "value": 99_750_000})
     ]
-    # A minter burns without an allowance: it acts for the holder (the escrow, when the holder opens a job).
-    tx = credit.burnFrom(holder, 2 * CRD, sender=minter)
+    assert credit.allowance(holder, p.escrow) == 0
+    tx = p.escrow.openJob(1, 2 * CRD, b"\x01" * 32, head_time(chain) + 3600, sender=holder)
     assert event_args(tx, credit.Transfer) == [
         normalised(**{"from": holder, "to": ZERO_ADDRESS, "value": 2 * CRD})
     ]
 
-    assert credit.balanceOf(holder) == 3 * CRD
-    assert credit.totalSupply() == 3 * CRD
+    assert credit.balanceOf(holder) == 97_750_000
+    assert credit.totalSupply() == 97_750_000

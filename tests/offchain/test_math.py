@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from bme.economics import math as m
 from bme.economics.status import Status, next_status
-from bme.economics.window import WindowState, consume, rolled
 
 pytestmark = pytest.mark.pure
 
@@ -56,22 +55,3 @@ def test_status_hysteresis_needs_a_margin_to_recover() -> None:
     assert next_status(Status.WARNING, True, 9600, *args) == Status.HEALTHY
     assert next_status(Status.HEALTHY, True, 9550, *args) == Status.HEALTHY
     assert next_status(Status.HEALTHY, False, 20_000, *args) == Status.HALT_ORACLE
-
-
-@given(st.lists(st.tuples(st.integers(1, 200_000), st.integers(0, 10**6)), max_size=40))
-def test_rolling_window_never_lets_more_than_the_limit_through_any_window(
-    steps: list[tuple[int, int]],
-) -> None:
-    length, limit, now = 86_400, 10**6, 1_000_000
-    state = WindowState(start=now)
-    accepted: list[tuple[int, int]] = []
-    for dt, amount in steps:
-        now += dt
-        nxt = consume(state, now, length, limit, amount)
-        if nxt is not None:
-            state = nxt
-            accepted.append((now, amount))
-        state, used = rolled(state, now, length)
-        assert used <= limit
-        # The current bucket counts exactly what was accepted since it started, and never exceeds the limit.
-        assert state.current == sum(a for t, a in accepted if t >= state.start) <= limit

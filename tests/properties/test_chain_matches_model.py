@@ -13,6 +13,7 @@ from bme.economics.jobs import JobStatus
 from bme.economics.model import JobTerms, Oracle, ProtocolModel, Settlement
 from bme.economics.registry import RegistryModel
 from bme.economics.status import Status
+from bme.economics.window import available
 from tests.conftest import CMP, GENESIS, OPERATOR_ENDPOINT, OPERATOR_STAKE, Deployed
 from tests.properties.machine import GAS, ChainModelMachine
 
@@ -189,6 +190,29 @@ class ChainVersusModel(ChainModelMachine):
         if receipt is not None:
             assert receipt.events.filter(self.p.bme.Redeemed)[0].tokensMinted == tokens
 
+    @initialize(limit=st.sampled_from([10**16, 10**17, 10**18, 10_000_000 * CMP]))
+    def start_mint_limit(self, limit: int) -> None:
+        """Most examples run under a redemption window of the size of the redemptions here, so that it refuses
+        some and frees up as time passes."""
+        self.set_mint_limit(limit)
+
+    @rule(limit=st.sampled_from([0, 10**15, 10**16, 10**17, CMP, 10**9 * CMP]))
+    def set_mint_limit(self, limit: int) -> None:
+        """Governance resizes redemptions' window through the timelock, whose delay passes first; a limit
+        above the hard maximum is refused."""
+        timelock, proposer = self.p.timelock, self.p.governor_proposer
+        data = bytes(self.p.bme.setMintLimit.encode_input(limit))
+        salt = self.now.to_bytes(32, "big")
+        delay = int(timelock.getMinDelay())
+        self._tick()
+        bme = self.p.bme.address
+        timelock.schedule(bme, 0, data, bytes(32), salt, delay, sender=proposer, gas_limit=GAS)
+        self._tick(delay)
+        self.both(
+            lambda: timelock.execute(bme, 0, data, bytes(32), salt, sender=proposer, gas_limit=GAS),
+            lambda: self.model.set_mint_limit(limit),
+        )
+
     @rule()
     def sync_status(self) -> None:
         self.both(
@@ -206,6 +230,9 @@ class ChainVersusModel(ChainModelMachine):
         assert bme.totalNewIssuance().call() == m.total_new_issuance
         assert bme.totalReissued().call() == m.total_reissued
         assert Status(bme.status().call()) == m.status
+        assert Status(bme.collateralStatus().call()) == m.cr_status
+        head = int(self.chain.blocks.head.timestamp)  # the time views are read at
+        assert bme.mintAvailable().call() == available(m.window, head, m.params.mint_window, m.mint_limit)
         for a in [*p.users, *p.operators]:
             assert token.balanceOf(a.address).call() == m.cmp.get(a.address, 0)
             assert credit.balanceOf(a.address).call() == m.crd.get(a.address, 0)

@@ -44,6 +44,7 @@ class OperatorsVersusModel(ChainModelMachine):
                 step_period=self.p.oracle.stepPeriod(),
             ),
             mint_limit=p.bme.mintLimitPerWindow(),
+            emission_limit=p.bme.emissionLimitPerWindow(),
         )
         self.model.models[1] = (100_000, 200_000, True)
         self.registry = RegistryModel(p.registry.address, unbonding_delay=UNBONDING_DELAY)

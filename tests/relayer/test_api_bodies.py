@@ -4,6 +4,7 @@ the routes declare pydantic response models."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -247,3 +248,57 @@ def test_health_readiness_and_metrics(relayer: Relayer) -> None:
     metrics = relayer.http.get("/metrics")
     assert metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert metrics.text == "# HELP up 1\n"
+
+
+def test_the_fast_reveal_route_answers_and_refuses_as_fastapis_own_route(tmp_path: Path) -> None:
+    """The reveal's hot path (a plain ASGI route ahead of FastAPI's) answers what FastAPI's own route
+    answers, for accepted reveals and for every kind of refusal: a malformed job id, body or content type
+    (handed on to FastAPI's route, 422), a bad signature or another signer (the route's own 400 and 403)."""
+    payer, other = Account.from_key(b"\x33" * 32), Account.from_key(b"\x44" * 32)
+    priced = {"modelId": 1, "name": MODEL, "inputPricePerMillion": 100, "outputPricePerMillion": 200}
+
+    def client(name: str, fast: bool) -> TestClient:
+        store = JobStore(f"sqlite:///{tmp_path / name}", owner="test")
+        ingest(store, [event("ModelPriced", 1, priced)], 9)
+        pay(store, payer.address, prompt(2), 10)
+        app = create_api(store, DOMAIN, ApiLimits(4096, 64, 1_000), StandaloneService())
+        first = app.router.routes[0]
+        assert type(first).__name__ == "Route" and getattr(first, "path", "") == "/v1/jobs/{job_id}/reveal"
+        if not fast:
+            app.router.routes.pop(0)  # FastAPI's own route alone
+        return TestClient(app)
+
+    def signed(text: str, signer: LocalAccount = payer) -> tuple[str, str]:
+        spec = spec_hash(text)
+        job_id = job_id_for(payer.address, spec)
+        return job_hex(job_id), sign(signer, reveal_message(DOMAIN, job_id, spec))
+
+    job1, sig1 = signed(prompt(1))
+    job2, sig2 = signed(prompt(2))
+    job3, sig3 = signed(prompt(3), other)
+    cases: list[tuple[str, dict[str, Any]]] = [
+        (f"/v1/jobs/{job1}/reveal", {"json": {"request": prompt(1), "signature": sig1}}),  # PENDING
+        (f"/v1/jobs/{job2}/reveal", {"json": {"request": prompt(2), "signature": sig2}}),  # REVEALED
+        (f"/v1/jobs/{job1}/reveal", {"json": {"request": prompt(1), "signature": sig1}}),  # the same again
+        (f"/v1/jobs/{job3}/reveal", {"json": {"request": prompt(3), "signature": sig3}}),  # 403
+        (f"/v1/jobs/{job1}/reveal", {"json": {"request": prompt(1), "signature": "0x12"}}),  # 400
+        (f"/v1/jobs/{job1.upper()}/reveal", {"json": {"request": prompt(1), "signature": sig1}}),  # 422 id
+        (f"/v1/jobs/{job1}/reveal", {"json": {"request": prompt(1)}}),  # 422: no signature
+        (f"/v1/jobs/{job1}/reveal", {"content": b"{not json"}),  # 422: not JSON
+        (
+            f"/v1/jobs/{job1}/reveal",
+            {
+                "content": json.dumps({"request": prompt(1), "signature": sig1}).encode(),
+                "headers": {"content-type": "text/plain"},
+            },
+        ),  # 422: not sent as JSON
+    ]
+    with client("fast.db", True) as fast, client("fastapi.db", False) as plain:
+        answers = [
+            [(r.status_code, r.json()) for r in (http.post(url, **kw) for url, kw in cases)]
+            for http in (fast, plain)
+        ]
+    assert answers[0] == answers[1]
+    statuses = [status for status, _ in answers[0]]
+    assert statuses == [202, 202, 202, 403, 400, 422, 422, 422, 422]
+    assert [body["state"] for _, body in answers[0][:3]] == ["PENDING", "REVEALED", "PENDING"]

@@ -224,3 +224,75 @@ def test_a_reorganisation_during_a_fetch_is_not_ingested(stack: LocalStack, tmp_
         await ing.rpc.aclose()
 
     asyncio.run(run())
+
+
+class CountingRpc(Rpc):
+    """Counts the HTTP requests made to the node (a batch is one)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.requests = 0
+
+    async def _post(self, method: str, payload: Any) -> Any:
+        self.requests += 1
+        return await super()._post(method, payload)
+
+
+def test_an_announced_block_is_ingested_in_one_call_and_a_forged_or_reorganised_one_is_not_trusted(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """The steady state: the block the new-block subscription announces, whose parent is the checkpoint,
+    is ingested from one `eth_getLogs` by its hash (the full poll takes three requests). An announcement is
+    never trusted beyond that: one naming a block the node does not have (forged, or reorganised away) takes
+    the full poll, which ingests the canonical block; after a reorganisation the next announcement's parent
+    is not the checkpoint, and the full poll rolls the store back as before."""
+    f, g = factory(stack, 1), factory(stack, 2)
+    url = stack.anvil.url
+
+    def header(number: int) -> dict[str, Any]:
+        return dict(rpc(url, "eth_getBlockByNumber", [hex(number), False]))
+
+    async def run() -> None:
+        node = CountingRpc(url)
+        ing = ingestor(stack, node, tmp_path / "relayer.db")
+        await caught_up(ing)
+
+        (first,) = paid(stack, f, 1)  # mined in a block of its own: the new head
+        announced = header(head(stack))
+        before = node.requests
+        outcome = await ing.poll(announced)
+        assert node.requests - before == 1
+        assert (outcome.checkpoint, outcome.events, outcome.behind) == (
+            int(announced["number"], 16),
+            1,
+            False,
+        )
+        assert ing.store.checkpoint() == (int(announced["number"], 16), announced["hash"])
+        assert ing.store.job(first)[0] is not None
+
+        # A forged announcement: the next number, the checkpoint as parent, a hash no block has.
+        (second,) = paid(stack, f, 1)
+        real = header(head(stack))
+        forged = {**real, "hash": "0x" + "ee" * 32}
+        before = node.requests
+        outcome = await ing.poll(forged)
+        assert node.requests - before == 1 + 3  # the refused logs by hash, then the full poll
+        assert ing.store.checkpoint() == (int(real["number"], 16), real["hash"])
+        assert ing.store.job(second)[0] is not None
+
+        # The block of `second` is replaced by one with another payment: its announcement's parent is the
+        # checkpoint's parent, not the checkpoint, so the full poll runs, sees the checkpoint is no longer
+        # canonical and rolls back; the replacing payment is ingested next.
+        (replacing,) = g.make(1)
+        rpc(url, "anvil_reorg", [1, [[replacing.raw_tx, 0]]])
+        reorged = header(head(stack))
+        assert reorged["parentHash"] != real["hash"] and int(reorged["number"], 16) == int(real["number"], 16)
+        outcome = await ing.poll(reorged)
+        assert outcome.rolled_back_to == int(real["number"], 16) - 1
+        await caught_up(ing)
+        assert ing.store.job(second)[0] is None
+        assert ing.store.job(replacing.job_hex)[0] is not None
+        assert ing.store.checkpoint() == (int(reorged["number"], 16), reorged["hash"])
+        await node.aclose()
+
+    asyncio.run(run())

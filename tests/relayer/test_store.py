@@ -11,14 +11,22 @@ from typing import Any
 import pytest
 from eth_abi import decode
 from eth_account import Account
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
 from bme.chain.events import Event
 from bme.relayer.db import UNAVAILABLE, BlockHash, Job, Reveal, Settlement, State
 from bme.relayer.dispatch import Dispatcher
 from bme.relayer.metrics import RelayerMetrics
 from bme.relayer.settle import settle_calldata
-from bme.relayer.store import Choice, JobStore, OperatorInfo, RevealConflict, Tries, unavailable_backoff
+from bme.relayer.store import (
+    Choice,
+    Completion,
+    JobStore,
+    OperatorInfo,
+    RevealConflict,
+    Tries,
+    unavailable_backoff,
+)
 
 pytestmark = pytest.mark.pure
 
@@ -284,6 +292,34 @@ def test_a_claimed_job_is_taken_again_only_when_its_lease_runs_out(store_url: st
     # The second send is in the history too, with its reason.
     dispatched = [t.detail for t in a.job(job_id)[1] if t.state == "DISPATCHED"]
     assert dispatched == [f"to {OP1.address}", f"again to {OP1.address}: its lease ran out in flight"]
+
+
+def test_answers_arriving_together_are_written_in_one_transaction_each_move_checked(store_url: str) -> None:
+    """Batched answers: one transaction (one commit) records every answer; each job's move keeps its own
+    source and lease check and its one history row, so a job another relayer took meanwhile (its lease ran
+    out) is left alone while the others of the batch complete."""
+    a, b = JobStore(store_url, owner="relayer-a"), JobStore(store_url, owner="relayer-b")
+    ids = prepared(a, 3)
+    now = time.time()
+    claims, _ = a.claim(10, 30.0, first_operator, now=now)
+    assert sorted(c.job_id for c in claims) == ids
+    with a.engine.begin() as c:  # a's lease on the second job ran out: b took it
+        c.execute(update(Job).where(Job.job_id == ids[1]).values(lease_until=0.0))
+    assert [c.job_id for c in b.claim(1, 30.0, first_operator, now=now + 1)[0]] == [ids[1]]
+    commits: list[int] = []
+    event.listen(a.engine, "commit", lambda _conn: commits.append(1))
+    assert a.complete_many([]) == [] and not commits  # nothing to write: no transaction
+    answers = [Completion(c, f"answer {c.job_id[-1]}", 31, 1, "0x" + "ee" * 32, 5.0) for c in claims]
+    assert sorted(a.complete_many(answers)) == [ids[0], ids[2]] and len(commits) == 1
+    assert [state(a, j) for j in ids] == ["COMPLETED", "DISPATCHED", "COMPLETED"]
+    for job_id in ids:
+        job, transitions = a.job(job_id)
+        assert job is not None
+        completed = [t.state for t in transitions].count("COMPLETED")
+        if job_id == ids[1]:
+            assert (job.answer, job.lease_owner, completed) == (None, "relayer-b", 0)
+        else:
+            assert (job.answer, job.lease_until, completed) == (f"answer {job_id[-1]}", 0.0, 1)
 
 
 def test_a_restarted_relayer_takes_back_its_jobs_at_once(store_url: str) -> None:

@@ -1,4 +1,4 @@
-"""`DeployConfig`'s governance settings (parameters, seed, mint limit, job duration) are applied before the
+"""`DeployConfig`'s governance settings (parameters, seed, mint limits, job duration) are applied before the
 hand-over to the timelock, and leaving them out keeps the contracts' defaults."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
                 parameters=params,
                 seed_tokens=7 * 10**18,
                 mint_limit=123,
+                emission_limit=456,
                 max_job_duration=600,
                 min_job_duration=120,
             ),
@@ -35,6 +36,7 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         assert tuple(bme.parameters().call()) == params.as_tuple()
         assert bme.seedTokens().call() == 7 * 10**18
         assert bme.mintLimitPerWindow().call() == 123
+        assert bme.emissionLimitPerWindow().call() == 456
         assert (escrow.minJobDuration().call(), escrow.maxJobDuration().call()) == (120, 600)
         governor = role("GOVERNOR_ROLE")
         assert not bme.hasRole(governor, deployer.address).call()
@@ -44,5 +46,7 @@ def test_settings_are_applied_before_the_hand_over_and_default_otherwise() -> No
         assert tuple(plain.bme.functions.parameters().call()) == Parameters().as_tuple()
         assert plain.bme.functions.seedTokens().call() == 0
         assert plain.bme.functions.mintLimitPerWindow().call() == DeployConfig().schedule.mint_limit
+        assert plain.bme.functions.emissionLimitPerWindow().call() == DeployConfig().schedule.mint_limit
+        assert plain.bme.functions.jobEscrow().call() == plain.escrow.address
         assert plain.escrow.functions.maxJobDuration().call() == 86_400
         assert plain.escrow.functions.minJobDuration().call() == 600

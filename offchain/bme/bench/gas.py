@@ -156,8 +156,10 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
                 relayers=[relayer.address],
                 timelock_delay=0,
                 # Room for a claim of 30 epochs of half the default emission in one call (the default limit,
-                # 5 epochs' emission per day, would have it claimed in parts with `claimThrough`).
+                # 5 epochs' emission per day, would have it claimed in parts with `claimThrough`): emissions'
+                # window, and redemptions' where the two share one.
                 mint_limit=100_000_000 * 10**18,
+                emission_limit=100_000_000 * 10**18,
             ),
         )
         b = _Bench(c, p, funder, relayer, deployer)

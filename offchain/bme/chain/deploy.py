@@ -19,6 +19,8 @@ import rlp
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import Nonce
+from web3.utils.address import get_create_address
 
 from bme.chain.client import ChainClient
 from bme.economics.emission import (
@@ -30,7 +32,7 @@ from bme.economics.emission import (
 )
 from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD
 from bme.economics.params import DEFAULT_MIN_JOB_DURATION, Parameters
-from bme.errors import ConfigError
+from bme.errors import ChainError, ConfigError
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 #: Chain ids of local devnets: anvil and hardhat (31337); ganache, geth's dev mode, Ape's test chain (1337).
@@ -94,7 +96,8 @@ class DeployConfig:
     # Governance settings applied while the deployer still governs, before the hand-over to the timelock:
     parameters: Parameters | None = None  # None: the BME core's defaults (`BmeParameters.defaults`)
     seed_tokens: int | None = None  # None: no seed buffer in the collateral ratio
-    mint_limit: int | None = None  # None: 5x the largest epoch emission (Helium's circuit breaker)
+    mint_limit: int | None = None  # redemptions' window; None: 5x the largest epoch emission (Helium)
+    emission_limit: int | None = None  # emissions' own window; None: 5x the largest epoch emission
     max_job_duration: int | None = None  # None: the escrow's default (1 day)
     min_job_duration: int | None = None  # None: the escrow's default (10 minutes)
 
@@ -244,10 +247,19 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     )
     token = client.deploy(deployer, "ComputeToken", me)
     credit = client.deploy(deployer, "ComputeCredit", me)
+    # The BME core and the escrow name each other immutably: the escrow is the deployer's next contract.
+    escrow_address = get_create_address(me, Nonce(client.w3.eth.get_transaction_count(me, "pending") + 1))
     bme = client.deploy(
-        deployer, "BurnMintEquilibrium", token.address, credit.address, oracle.address, me, guardian
+        deployer,
+        "BurnMintEquilibrium",
+        token.address,
+        credit.address,
+        oracle.address,
+        escrow_address,
+        me,
+        guardian,
     )
-    bme_deployed_at = client.timestamp()  # the start of the BME core's first mint window
+    bme_deployed_at = client.timestamp()  # the start of the BME core's first mint windows
     # The escrow and the registry name each other with no setter: the escrow is given the address the
     # registry will have (the deployer's next contract); the registry's constructor checks that it does.
     escrow_nonce = client.w3.eth.get_transaction_count(me, "pending")
@@ -263,6 +275,10 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         guardian,
         config.epoch_length,
     )
+    if escrow.address != escrow_address:
+        raise ChainError(
+            f"the escrow was deployed at {escrow.address}, not {escrow_address} as the BME core expects"
+        )
     registry = client.deploy(
         deployer,
         "OperatorRegistry",
@@ -285,13 +301,12 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
         config.claim_delay_epochs,
     )
 
-    minter, protocol_role, governor = role("MINTER_ROLE"), role("PROTOCOL_ROLE"), role("GOVERNOR_ROLE")
-    send(deployer, bme.functions.setJobEscrow(escrow.address))
+    # The minters are wired once, by the deployer, which then renounces their admin roles below: neither the
+    # deployer nor governance can add or remove a minter afterwards.
+    minter, governor = role("MINTER_ROLE"), role("GOVERNOR_ROLE")
     send(deployer, token.functions.grantRole(minter, bme.address))
     send(deployer, credit.functions.grantRole(minter, bme.address))
     send(deployer, credit.functions.grantRole(minter, escrow.address))
-    send(deployer, credit.functions.grantRole(protocol_role, escrow.address))
-    send(deployer, credit.functions.grantRole(protocol_role, bme.address))
     for m in config.models:
         send(
             deployer,
@@ -299,10 +314,12 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
                 m.model_id, m.name, m.input_price_per_million, m.output_price_per_million
             ),
         )
-    # Emissions mint through the BME core's rolling window, sized as Helium's breaker: 5x epoch emission.
+    # Emissions mint through the BME core's rolling windows, sized as Helium's breaker: 5x epoch emission.
     send(deployer, bme.functions.grantRole(role("EMITTER_ROLE"), emissions.address))
     mint_limit = schedule.mint_limit if config.mint_limit is None else config.mint_limit
     send(deployer, bme.functions.setMintLimit(mint_limit))
+    emission_limit = schedule.mint_limit if config.emission_limit is None else config.emission_limit
+    send(deployer, bme.functions.setEmissionLimit(emission_limit))
     if config.parameters is not None:
         send(deployer, bme.functions.setParameters(config.parameters.as_tuple()))
     if config.seed_tokens is not None:
@@ -337,7 +354,11 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
             send(deployer, token.functions.mint(Web3.to_checksum_address(holder), amount))
         send(deployer, token.functions.renounceRole(minter, me))
 
-    # Hand-over: the timelock becomes admin and governor everywhere; the deployer keeps nothing.
+    # Hand-over: the minters are fixed for good; the timelock becomes admin and governor everywhere; the
+    # deployer keeps nothing.
+    send(deployer, token.functions.renounceRole(role("MINTER_ADMIN_ROLE"), me))
+    send(deployer, credit.functions.renounceRole(role("MINTER_ADMIN_ROLE"), me))
+    send(deployer, bme.functions.renounceRole(role("EMITTER_ADMIN_ROLE"), me))
     for c in (bme, escrow, registry):
         send(deployer, c.functions.grantRole(governor, gov))
         send(deployer, c.functions.grantRole(DEFAULT_ADMIN_ROLE, gov))

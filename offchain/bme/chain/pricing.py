@@ -35,7 +35,8 @@ def read_market(protocol: Protocol) -> Market:
         chain_time=protocol.client.next_timestamp(),
         params=Parameters(*bme.parameters().call()),
         max_age=int(oracle.functions.maxAge().call()),
-        status=Status(bme.status().call()),
+        # The collateral status, not `status()`: an oracle halt leaves the CR hysteresis as it was.
+        status=Status(bme.collateralStatus().call()),
         backing_tokens=int(bme.remintCredits().call()) + int(bme.seedTokens().call()),
         outstanding_credits=int(bme.outstandingCredits().call()),
         paused=bool(bme.paused().call()) or bool(protocol.escrow.functions.paused().call()),

@@ -48,6 +48,7 @@ MESSAGES: dict[str, str] = {
     ),
     "BmeHalted": "the protocol is halted ({0:status})",
     "BmeRateLimited": "the mint limit is reached: {0:cmp} requested, {1:cmp} available in this window",
+    "BmeMintLimitTooHigh": "a mint limit of {0:cmp} per window is above the hard maximum of {1:cmp}",
     "BmeInvalidParameters": "invalid parameters",
     "BmeNotJobEscrow": "only the job escrow may call this (caller {0})",
     # Job escrow and its price book
@@ -105,6 +106,9 @@ MESSAGES: dict[str, str] = {
     "EmissionScheduleInvalidClaimDelay": "a challenge window of {0} epochs is longer than the 365 allowed",
     # Tokens and oracles
     "ComputeCreditTransferRestricted": "CRD cannot be transferred between accounts ({0} to {1})",
+    "ComputeCreditUnreceivable": "CRD sent to {0} (the BME core or the job escrow) would be lost: refused",
+    # Pauses (the BME core's and the escrow's)
+    "PauseCooldown": "a new pause may start only at {0:time}, after the cooldown that follows the last one",
     "ManualPriceOracleZeroPrice": "the price must be positive",
     "ManualPriceOracleBadTimestamp": (
         "the price's timestamp {0:time} must follow the last one ({1:time}) and not be in the future"
@@ -185,10 +189,12 @@ _ROLE_NAMES = (
     "GOVERNOR_ROLE",
     "PAUSER_ROLE",
     "MINTER_ROLE",
+    "MINTER_ADMIN_ROLE",
     "FEEDER_ROLE",
     "RELAYER_ROLE",
     "SLASHER_ROLE",
     "EMITTER_ROLE",
+    "EMITTER_ADMIN_ROLE",
     "PROTOCOL_ROLE",
     "PROPOSER_ROLE",
     "EXECUTOR_ROLE",

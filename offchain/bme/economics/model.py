@@ -24,7 +24,10 @@ from bme.economics.params import (
     DEFAULT_MAX_JOB_DURATION,
     DEFAULT_MIN_JOB_DURATION,
     MAX_JOB_CREDITS,
+    MAX_MINT_LIMIT_PER_WINDOW,
+    MAX_PAUSE,
     MINT_LIMIT_PER_WINDOW,
+    PAUSE_COOLDOWN,
     Parameters,
 )
 from bme.economics.status import Status, next_status
@@ -110,10 +113,16 @@ class ProtocolModel:
     oracle: Oracle = field(default_factory=Oracle)
     seed_tokens: int = 0
     mint_limit: int = MINT_LIMIT_PER_WINDOW
+    emission_limit: int = MINT_LIMIT_PER_WINDOW
     max_job_duration: int = DEFAULT_MAX_JOB_DURATION
     min_job_duration: int = DEFAULT_MIN_JOB_DURATION
-    paused: bool = False
-    status: Status = Status.HEALTHY
+    #: The BME core's pause: it ends by itself at `paused_until` (`ExpiringPausable`).
+    paused_until: int = 0
+    next_pause_at: int = 0
+    #: The collateral status (never HALT_ORACLE) and, beside it, whether `syncStatus` last found the oracle
+    #: failing.
+    cr_status: Status = Status.HEALTHY
+    oracle_halted: bool = False
     remint_credits: int = 0
     outstanding_credits: int = 0
     total_new_issuance: int = 0
@@ -128,11 +137,23 @@ class ProtocolModel:
     cmp_minted: int = 0
     cmp_burned: int = 0
     window: WindowState = field(init=False)
+    emission_window: WindowState = field(init=False)
 
     def __post_init__(self) -> None:
         self.window = WindowState(start=self.window_start)
+        self.emission_window = WindowState(start=self.window_start)
 
     # ------------------------------------------------------------------ views
+
+    @property
+    def status(self) -> Status:
+        """Mirror of `status()`: HALT_ORACLE while the oracle halt is recorded, else the collateral status."""
+        return Status.HALT_ORACLE if self.oracle_halted else self.cr_status
+
+    @property
+    def paused(self) -> bool:
+        """Mirror of `paused()`: a pause lasts until `paused_until`, with no transaction to end it."""
+        return self.now < self.paused_until
 
     @property
     def cmp_supply(self) -> int:
@@ -198,15 +219,51 @@ class ProtocolModel:
             raise ModelRevert("ManualPriceOracleStepTooLarge", price, o.price, allowed)
         self.oracle = replace(o, price=price, confidence=confidence, updated_at=updated_at)
 
+    def _record(self, cr_status: Status) -> None:
+        """A good price reading: records the collateral status and ends an oracle halt."""
+        self.cr_status = cr_status
+        self.oracle_halted = False
+
     def sync_status(self) -> Status:
-        """Mirror of `BurnMintEquilibrium.syncStatus`."""
+        """Mirror of `BurnMintEquilibrium.syncStatus`: a failing oracle records the oracle halt and leaves the
+        collateral status, and so its hysteresis, as it was."""
         try:
             price, _ = self.checked_price()
         except ModelRevert:
-            self.status = Status.HALT_ORACLE
+            self.oracle_halted = True
         else:
-            self.status = self._next(self.status, price)
+            self._record(self._next(self.cr_status, price))
         return self.status
+
+    # ------------------------------------------------------------------ pause and limits
+
+    def pause(self) -> None:
+        """Mirror of the guardian's `pause` (`ExpiringPausable._pauseExpiring`)."""
+        if self.paused:
+            raise ModelRevert("EnforcedPause")
+        if self.now < self.next_pause_at:
+            raise ModelRevert("PauseCooldown", self.next_pause_at)
+        self.paused_until = self.now + MAX_PAUSE
+        self.next_pause_at = self.paused_until + PAUSE_COOLDOWN
+
+    def unpause(self) -> None:
+        """Mirror of governance's `unpause` (`ExpiringPausable._unpauseEarly`)."""
+        if not self.paused:
+            raise ModelRevert("ExpectedPause")
+        self.paused_until = self.now
+        self.next_pause_at = self.now + PAUSE_COOLDOWN
+
+    def set_mint_limit(self, limit: int) -> None:
+        """Mirror of `setMintLimit` (redemptions' window)."""
+        if limit > MAX_MINT_LIMIT_PER_WINDOW:
+            raise ModelRevert("BmeMintLimitTooHigh", limit, MAX_MINT_LIMIT_PER_WINDOW)
+        self.mint_limit = limit
+
+    def set_emission_limit(self, limit: int) -> None:
+        """Mirror of `setEmissionLimit` (emissions' window)."""
+        if limit > MAX_MINT_LIMIT_PER_WINDOW:
+            raise ModelRevert("BmeMintLimitTooHigh", limit, MAX_MINT_LIMIT_PER_WINDOW)
+        self.emission_limit = limit
 
     # ------------------------------------------------------------------ burns
 
@@ -217,7 +274,7 @@ class ProtocolModel:
             raise ModelRevert("BmeZeroAmount")
         p = self.params
         price, confidence = self.checked_price()
-        current = self._next(self.status, price)
+        current = self._next(self.cr_status, price)
         if current == Status.HALT_CR:
             raise ModelRevert("BmeHalted", current)
         burn_price = m.burn_price_down(price, confidence, p.confidence_multiplier)
@@ -231,7 +288,7 @@ class ProtocolModel:
             raise ModelRevert("ERC20InsufficientBalance", payer, balance, tokens)
         self.remint_credits += tokens
         self.outstanding_credits += credits
-        self.status = self._next(current, price)
+        self._record(self._next(current, price))
         self.cmp[payer] = balance - tokens
         self.cmp_burned += tokens
         return credits
@@ -293,13 +350,21 @@ class ProtocolModel:
         snapshot = (
             self.remint_credits,
             self.outstanding_credits,
-            self.status,
+            self.cr_status,
+            self.oracle_halted,
             dict(self.cmp),
             self.cmp_burned,
         )
         credits = self._burn_for_credits(payer, tokens, min_credits)
         if credits > MAX_JOB_CREDITS:
-            (self.remint_credits, self.outstanding_credits, self.status, self.cmp, self.cmp_burned) = snapshot
+            (
+                self.remint_credits,
+                self.outstanding_credits,
+                self.cr_status,
+                self.oracle_halted,
+                self.cmp,
+                self.cmp_burned,
+            ) = snapshot
             raise ModelRevert("JobEscrowMaxCreditsTooLarge", credits)
         self.jobs[job_id] = self._job(payer, credits, terms)
         return job_id, credits
@@ -384,7 +449,7 @@ class ProtocolModel:
         self.outstanding_credits -= credits
         self.total_reissued += reissued
         self.total_new_issuance += tokens - reissued
-        self.status = self._next(self.status, price)
+        self._record(self._next(self.cr_status, price))
         self.earnings[operator] = earned - credits
         self.cmp[operator] = self.cmp.get(operator, 0) + tokens
         self.cmp_minted += tokens
@@ -393,19 +458,19 @@ class ProtocolModel:
     # ------------------------------------------------------------------ emissions and CMP movements
 
     def check_mint_emission(self, tokens: int) -> WindowState:
-        """The checks of `BurnMintEquilibrium.mintEmission`, in order; returns the mint window after it."""
+        """The checks of `BurnMintEquilibrium.mintEmission`, in order; returns the emissions' window after."""
         if self.paused:
             raise ModelRevert("EnforcedPause")
         if tokens == 0:
             raise ModelRevert("BmeZeroAmount")
-        window = consume(self.window, self.now, self.params.mint_window, self.mint_limit, tokens)
+        window = consume(self.emission_window, self.now, self.params.mint_window, self.emission_limit, tokens)
         if window is None:
             raise ModelRevert("BmeRateLimited", tokens)
         return window
 
     def mint_emission(self, to: str, tokens: int, window: WindowState | None = None) -> None:
         """Mirror of `BurnMintEquilibrium.mintEmission` (the emission schedule's mint)."""
-        self.window = window if window is not None else self.check_mint_emission(tokens)
+        self.emission_window = window if window is not None else self.check_mint_emission(tokens)
         self.cmp[to] = self.cmp.get(to, 0) + tokens
         self.cmp_minted += tokens
 

@@ -39,6 +39,9 @@ class Parameters:
 
 
 MINT_LIMIT_PER_WINDOW = 10_000_000 * 10**18  # this project's default until governance sizes it
+MAX_MINT_LIMIT_PER_WINDOW = 100_000_000 * 10**18  # the hard maximum of either window's limit
+MAX_PAUSE = 7 * 86_400  # seconds a pause lasts at most (`ExpiringPausable.MAX_PAUSE`)
+PAUSE_COOLDOWN = 7 * 86_400  # seconds after a pause ends before the next may start
 DEFAULT_MAX_JOB_DURATION = 86_400  # seconds
 DEFAULT_MIN_JOB_DURATION = 600  # seconds: a job's deadline is at least this long after its opening
 MAX_JOB_CREDITS = 2**40 - 1

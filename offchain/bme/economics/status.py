@@ -26,12 +26,15 @@ STATUS_NAMES: dict[int, str] = {
 def next_status(
     previous: Status, oracle_ok: bool, cr_bps: int, warn_bps: int, halt_bps: int, hysteresis_bps: int
 ) -> Status:
-    """The next status; a status entered below a threshold is left only above threshold + hysteresis."""
+    """The next status; a status entered below a threshold is left only above threshold + hysteresis.
+
+    `previous` is the collateral status: the BME core records an oracle failure beside it, so an oracle halt
+    neither enters nor prolongs a collateral halt."""
     if not oracle_ok:
         return Status.HALT_ORACLE
     if cr_bps < halt_bps:
         return Status.HALT_CR
-    was_halted = previous in (Status.HALT_CR, Status.HALT_ORACLE)
+    was_halted = previous == Status.HALT_CR
     if was_halted and cr_bps < halt_bps + hysteresis_bps:
         return Status.HALT_CR
     if cr_bps < warn_bps:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bme.commitment import Domain, job_id_for, read_message, recover, reveal_message, spec_hash
@@ -44,6 +46,8 @@ from bme.relayer.responses import (
 from bme.relayer.store import JobStore, RevealConflict, RevealRecord
 
 JOB_ID_PATTERN = r"^0x[0-9a-f]{64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+REVEAL_PATH = "/v1/jobs/{job_id}/reveal"
 #: The states that end a wait, by the `until` of a read: None means any change.
 UNTIL: dict[str, frozenset[str] | None] = {
     "change": None,
@@ -56,6 +60,55 @@ READ_WINDOW_S = 300
 class RevealBody(BaseModel):
     request: str = Field(description="The request's JSON text exactly as hashed into specHash.")
     signature: str = Field(description="The payer's EIP-712 signature of Reveal(jobId, specHash), 0x-hex.")
+
+
+class FastReveal:
+    """POST /v1/jobs/{job_id}/reveal without FastAPI's generic path: the body is validated by pydantic from
+    its JSON bytes and the answer written directly. A request whose job id, content type or body is not well
+    formed goes to FastAPI's route unchanged (its body replayed), so refusals keep FastAPI's shape; a refusal
+    of the route's own (`HTTPException`) is answered by the app's handler, as on FastAPI's route."""
+
+    def __init__(self, accept: Callable[[str, RevealBody], RevealAccepted], fallback: BaseRoute) -> None:
+        self.accept = accept
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        job_id = scope["path_params"].get("job_id", "")
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        body: RevealBody | None = None
+        if _JOB_ID.match(job_id) and _json_or_none(scope):
+            try:
+                body = RevealBody.model_validate_json(raw)
+            except ValidationError:
+                body = None
+        if body is None:
+
+            async def replay() -> Message:
+                return {"type": "http.request", "body": raw, "more_body": False}
+
+            await self.fallback.handle(scope, replay, send)
+            return
+        answer = self.accept(job_id, body).model_dump_json().encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _json_or_none(scope: Scope) -> bool:
+    """Whether the request's content type is JSON or not given (the bodies FastAPI reads as JSON)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return bool(kind == b"application/json" or kind.endswith(b"+json"))
+    return True
 
 
 class BodyLimit:
@@ -232,7 +285,7 @@ def create_api(
         return PlainTextResponse(service.prometheus(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post(
-        "/v1/jobs/{job_id}/reveal",
+        REVEAL_PATH,
         status_code=202,
         response_description="The reveal is stored.",
         responses=refusals(
@@ -247,6 +300,10 @@ def create_api(
     )
     async def reveal(body: RevealBody, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> RevealAccepted:
         """Reveals a job's request. The signer must be the job's payer: `jobId == keccak(payer, specHash)`."""
+        return accept_reveal(job_id, body)
+
+    def accept_reveal(job_id: str, body: RevealBody) -> RevealAccepted:
+        """The reveal route's work, once its path and body are valid (raises `HTTPException` to refuse)."""
         if len(body.request.encode("utf-8")) > max_request_bytes:
             raise HTTPException(413, f"the request text exceeds {max_request_bytes} bytes")
         spec = spec_hash(body.request)
@@ -285,6 +342,16 @@ def create_api(
         if state == State.REVEALED.value:
             service.revealed(job_id)
         return RevealAccepted(job_id=job_id, payer=signer, state=State(state), reason=reason)
+
+    # The hot path: a plain ASGI route ahead of FastAPI's (which stays, for the OpenAPI schema and for every
+    # request this one does not take), so a well-formed reveal skips FastAPI's generic request handling.
+    fastapi_reveal = next(r for r in app.router.routes if getattr(r, "path", None) == REVEAL_PATH)
+    app.router.routes.insert(
+        0,
+        Route(
+            REVEAL_PATH, FastReveal(accept_reveal, fastapi_reveal), methods=["POST"], include_in_schema=False
+        ),
+    )
 
     @app.get(
         "/v1/jobs/{job_id}",

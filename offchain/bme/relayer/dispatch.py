@@ -47,7 +47,7 @@ from bme.commitment import result_hash
 from bme.credential import JOB_PREFIX, sign_request
 from bme.relayer.db import UNAVAILABLE
 from bme.relayer.metrics import RelayerMetrics
-from bme.relayer.store import Choice, Claim, JobStore, OperatorInfo, Tries
+from bme.relayer.store import Choice, Claim, Completion, JobStore, OperatorInfo, Tries
 from bme.relayer.store.base import JobRow
 from bme.relayer.usage import SettledUsage, UsageCounting, settle_usage
 
@@ -60,6 +60,9 @@ KEEPALIVE_S = 2.0
 FATAL_STATUSES = {400, 413, 422}
 #: Statuses of a node too busy for now (rate limited, overloaded, restarting its model): try again later.
 BUSY_STATUSES = {429, 503}
+#: Answers are written together: as soon as this many wait, or this long after the first of them arrived.
+ANSWERS_PER_WRITE = 32
+ANSWERS_WINDOW_S = 0.002
 #: The two kinds of failure (`OperatorError.kind`).
 UNREACHABLE = "unreachable"
 ANSWERED_ERROR = "answered error"
@@ -171,6 +174,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_completed = on_completed or (lambda _job_id: None)
         self._http: aiohttp.ClientSession | None = None
+        self._answers: list[Completion] = []  # answers waiting for their write (`_record`)
+        self._flush: asyncio.TimerHandle | None = None
 
     def choose(self, job: JobRow, tried: Tries, operators: list[OperatorInfo]) -> Choice:
         """The next operator: active, unjailed, serving the model, with tries left; then the least called for
@@ -256,18 +261,37 @@ class Dispatcher:
             usage = await loop.run_in_executor(self._count_pool, self.settled_usage, claim, answer)
         else:
             usage = self.settled_usage(claim, answer)  # the byte bound: microseconds
-        if self.store.complete(
-            claim,
-            answer.text,
-            usage.input_tokens,
-            usage.output_tokens,
-            "0x" + result_hash(answer.text).hex(),
-            latency,
-            reported=usage.reported,
-            disputed=bool(usage.disputed),
-            detail=usage.detail(),
-        ):
-            self._on_completed(claim.job_id)
+        hashed = "0x" + result_hash(answer.text).hex()
+        tokens = (usage.input_tokens, usage.output_tokens)
+        disputed = bool(usage.disputed)
+        self._record(
+            Completion(claim, answer.text, *tokens, hashed, latency, usage.reported, disputed, usage.detail())
+        )
+
+    def _record(self, done: Completion) -> None:
+        """Queues an answer for the next write of answers: at once when `ANSWERS_PER_WRITE` wait, else after
+        `ANSWERS_WINDOW_S`, so answers arriving together share one transaction. Until it commits the job is
+        DISPATCHED under this relayer's lease: after a crash the lease runs out and the job goes to the same
+        operator again, whose journal answers it without serving it twice."""
+        self._answers.append(done)
+        if len(self._answers) >= ANSWERS_PER_WRITE:
+            self.flush_answers()
+        elif self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(ANSWERS_WINDOW_S, self.flush_answers)
+
+    def flush_answers(self) -> None:
+        """Writes the queued answers in one transaction, then tells `on_completed` of each job completed."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        answers, self._answers = self._answers, []
+        try:
+            completed = self.store.complete_many(answers)
+        except Exception:  # the store is unavailable: the leases run out and the jobs are sent again
+            log.exception("recording %s answers failed", len(answers))
+            return
+        for job_id in completed:
+            self._on_completed(job_id)
 
     def settled_usage(self, claim: Claim, answer: Answer) -> SettledUsage:
         """What the job is settled for: the operator's report against the relayer's count and the request's
@@ -328,6 +352,7 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.flush_answers()
         if self._http is not None:
             await self._http.close()
         self._count_pool.shutdown(wait=False, cancel_futures=True)

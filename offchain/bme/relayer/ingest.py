@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 
 #: The registry's views of an operator read after its events, in the order `_operators` reads them.
 _OPERATOR_VIEWS = ("operatorOf", "endpointOf", "modelsOf", "isActive")
+
+
+def _number(value: object) -> int | None:
+    """A header's 0x-hex quantity as an int (None when absent or malformed)."""
+    try:
+        return int(str(value), 16)
+    except ValueError:
+        return None
 
 
 class ReorgDuringFetch(Exception):
@@ -86,8 +95,19 @@ class Ingestor:
             raise RpcError("eth_getBlockByNumber", f"the node has no block {number}")
         return number, block_hash
 
-    async def poll(self) -> PollOutcome:
+    async def poll(self, announced: dict[str, Any] | None = None) -> PollOutcome:
+        """Ingests the next page; `announced` is the newest block header the new-block subscription gave,
+        if any (it is used only when it is the block after the checkpoint and no confirmations are asked)."""
         cp_number, cp_hash = await self._checkpoint()
+        if (
+            announced is not None
+            and self.confirmations == 0
+            and announced.get("parentHash") == cp_hash
+            and _number(announced.get("number")) == cp_number + 1
+        ):
+            outcome = await self._poll_announced(cp_number + 1, str(announced["hash"]))
+            if outcome is not None:
+                return outcome
         head_hex, cp_block, next_block = await self.rpc.batch(
             [
                 ("eth_blockNumber", []),
@@ -113,18 +133,39 @@ class Ingestor:
         except ReorgDuringFetch:
             outcome.behind = True
             return outcome
-        operators = await self._operators(events, last)
+        outcome = await self._store(events, (last, last_hash), outcome)
+        outcome.behind = last < safe
+        return outcome
+
+    async def _store(self, events: list[Event], last: tuple[int, str], outcome: PollOutcome) -> PollOutcome:
+        """Reads the operators the events name, then stores the rows and moves the checkpoint to `last`."""
+        operators = await self._operators(events, last[0])
         hashes = {e.block_number: e.block_hash for e in events}
         try:
-            outcome.ingested = self.store.ingest(events, hashes, (last, last_hash), operators)
+            outcome.ingested = self.store.ingest(events, hashes, last, operators)
         except Exception:
             self._cp = None  # the store is the truth: read it again after a failed write
             raise
-        self._cp = (last, last_hash)
-        outcome.events, outcome.checkpoint, outcome.behind = len(events), last, last < safe
+        self._cp = last
+        outcome.events, outcome.checkpoint = len(events), last[0]
         if events:
             self.on_events(events)
         return outcome
+
+    async def _poll_announced(self, number: int, block_hash: str) -> PollOutcome | None:
+        """Ingests block `number` (announced with `block_hash`, its parent the checkpoint) from its logs read
+        by hash; None when the node no longer has that block (then the full poll runs)."""
+        query = {"address": self.decoder.addresses, "blockHash": block_hash}
+        try:
+            logs = await self.rpc.call("eth_getLogs", [query])
+        except RpcError as exc:
+            log.debug("logs of announced block %s: %s", number, exc.rpc_message)
+            return None
+        events = [ev for ev in (self.decoder.decode(entry) for entry in logs) if ev is not None]
+        if any(ev.block_number != number or ev.block_hash != block_hash for ev in events):
+            return None
+        events.sort(key=lambda e: e.log_index)
+        return await self._store(events, (number, block_hash), PollOutcome(head=number))
 
     async def _fetch(
         self, cp_number: int, cp_hash: str, to: int, before: str | None = None

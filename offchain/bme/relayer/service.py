@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 LEADER = "leader"
 
 
+def _announced_header(message: str | bytes) -> dict[str, Any] | None:
+    """The block header of a `newHeads` notification (None for anything else)."""
+    try:
+        header = json.loads(message)["params"]["result"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return header if isinstance(header, dict) and "hash" in header else None
+
+
 class Broadcast:
     """Wakes every waiter when something changed; waiters then re-read what they care about."""
 
@@ -100,6 +109,8 @@ class Relayer:
         self.domain = Domain(self.deployment.chain_id, self.deployment.escrow)
         self.metrics.watch_jobs(self.store.counts)
         self.new_block = asyncio.Event()
+        #: The newest block header the subscription announced, for the next poll (then cleared).
+        self._announced: dict[str, Any] | None = None
         self.work = asyncio.Event()
         #: Set when a full batch of completions is waiting to be settled (counted by `_on_completed`).
         self.batch_full = asyncio.Event()
@@ -308,8 +319,9 @@ class Relayer:
                 await wait_any(self._stopping, delay)
                 continue
             if leader:
+                announced, self._announced = self._announced, None
                 try:
-                    outcome = await self.ingestor.poll()
+                    outcome = await self.ingestor.poll(announced)
                 except LeaseLost as exc:
                     log.warning("ingestion: %s", exc)
                     self.leader, self._leader_until = False, 0.0
@@ -428,7 +440,8 @@ class Relayer:
                         )
                     )
                     backoff.succeeded()
-                    async for _message in ws:
+                    async for message in ws:
+                        self._announced = _announced_header(message)
                         self.new_block.set()
             except (OSError, TimeoutError, Exception) as exc:  # any failure: reconnect later
                 log.debug("new-block subscription lost: %s", exc)

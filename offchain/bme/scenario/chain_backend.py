@@ -137,6 +137,7 @@ class ChainBackend(Backend):
                 parameters=config.parameters,
                 seed_tokens=config.seed_tokens,
                 mint_limit=config.mint_limit,
+                emission_limit=config.mint_limit,
                 max_job_duration=config.max_job_duration,
                 oracle_max_age=config.oracle_max_age,
                 oracle_max_step_bps=config.oracle_max_step_bps,

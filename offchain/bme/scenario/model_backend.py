@@ -37,6 +37,7 @@ class ModelBackend(Backend):
             params=config.parameters,
             seed_tokens=config.seed_tokens,
             mint_limit=config.mint_limit,
+            emission_limit=config.mint_limit,
             max_job_duration=config.max_job_duration,
             oracle=Oracle(
                 max_age=config.oracle_max_age,

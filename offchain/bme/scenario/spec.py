@@ -16,7 +16,7 @@ from pydantic import Field, PrivateAttr, Strict, ValidationInfo, field_validator
 
 from bme.economics.emission import DEFAULT_HARD_CAP, InvalidSchedule, Schedule, Segment
 from bme.economics.oracle import DEFAULT_MAX_AGE, DEFAULT_MAX_STEP_BPS, DEFAULT_STEP_PERIOD, MAX_STEP_BPS
-from bme.economics.params import DEFAULT_MIN_JOB_DURATION, Parameters
+from bme.economics.params import DEFAULT_MIN_JOB_DURATION, MAX_MINT_LIMIT_PER_WINDOW, Parameters
 from bme.economics.registry import DEFAULT_MIN_STAKE, MAX_MODELS
 from bme.scenario.fieldtypes import (
     Amount,
@@ -387,8 +387,8 @@ class ProtocolSpec(Model):
             raise ValueError("min_job_duration must be at least 1 s and below max_job_duration")
         if self.seed_units() >= 2**88:
             raise ValueError("seed_tokens must be below 2^88 base units (309 million CMP)")
-        if self.mint_limit_units() >= 2**128:
-            raise ValueError("mint_limit must fit 128 bits")
+        if self.mint_limit_units() > MAX_MINT_LIMIT_PER_WINDOW:
+            raise ValueError("mint_limit must be at most 100,000,000 CMP (the contracts' hard maximum)")
         if self.min_stake_units() == 0:
             raise ValueError("min_stake must be positive")
         self.emission.schedule()

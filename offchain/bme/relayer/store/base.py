@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, insert, literal_column, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +59,15 @@ RECORD_SETTLEMENT = (
     )
 )
 _PENDING_HISTORY = "bme_pending_history"
+
+
+def state_in(states: Iterable[JobState | str]) -> ColumnElement[bool]:
+    """`jobs.state IN (...)` with the states written into the SQL: a fixed list of the state machine's names,
+    so the statement needs no expanding parameter (whose per-call rendering costs more than the query)."""
+    names = sorted({JobState(s).value for s in states})
+    return JOBS.c.state.in_([literal_column(f"'{n}'") for n in names])
+
+
 _LEASE_ROW = select(LEASES.c.owner, LEASES.c.until).where(LEASES.c.name == bindparam("name"))
 _LEASE_ROW_LOCKED = _LEASE_ROW.with_for_update()
 
@@ -192,7 +201,7 @@ def _move_statement(
     key = JOBS.c.job_id
     conditions = [
         key == bindparam("w_job_id") if single else key.in_(bindparam("w_job_ids", expanding=True)),
-        JOBS.c.state.in_(sorted(s.value for s in allowed)),
+        state_in(allowed),
     ]
     if lease_free:
         conditions.append(JOBS.c.lease_until < bindparam("w_lease_free_at"))

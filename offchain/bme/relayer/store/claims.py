@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from bme.job_states import JobState
 from bme.relayer.db import UNAVAILABLE
-from bme.relayer.store.base import ATTEMPTS, JOBS, OPERATORS, REVEALS, JobRow, StoreBase
+from bme.relayer.store.base import ATTEMPTS, JOBS, OPERATORS, REVEALS, JobRow, StoreBase, state_in
 from bme.relayer.store.records import (
     NO_OPERATOR_WAIT_S,
     RETRY_AFTER_FAILURE_S,
     Choice,
     Claim,
+    Completion,
     OperatorInfo,
     Tries,
     unavailable_backoff,
@@ -45,7 +46,7 @@ _READY = (
         REVEALS.c.request,
     )
     .join(REVEALS, REVEALS.c.job_id == JOBS.c.job_id)
-    .where(JOBS.c.state.in_([_S.REVEALED.value, _S.DISPATCHED.value]), JOBS.c.lease_until < bindparam("now"))
+    .where(state_in([_S.REVEALED, _S.DISPATCHED]), JOBS.c.lease_until < bindparam("now"))
     .order_by(JOBS.c.block_number)
     .limit(bindparam("limit"))
 )
@@ -288,38 +289,56 @@ class ClaimStore(StoreBase):
         """Records an operator's answer, settled for `input_tokens` and `output_tokens` (the operator
         reported `reported`; `disputed` counts a usage dispute against it, `detail` is the history's line);
         False if the job is no longer this relayer's (its lease was lost)."""
+        done = Completion(
+            claim, answer, input_tokens, output_tokens, result_hash, latency_ms, reported, disputed, detail
+        )
+        return bool(self.complete_many([done]))
+
+    def complete_many(self, answers: Sequence[Completion]) -> list[str]:
+        """Records operators' answers in one transaction (each job's move checked on its own); returns the
+        jobs completed: one whose lease this relayer lost is left alone."""
+        if not answers:
+            return []
         now = time.time()
-        reported_in, reported_out = reported if reported is not None else (input_tokens, output_tokens)
+        completed: list[str] = []
         with self.writing() as c:
-            moved = self.move(
-                c,
-                [claim.job_id],
-                _S.COMPLETED,
-                now,
-                detail or f"{input_tokens}+{output_tokens} tokens",
-                values={
-                    "answer": answer,
-                    "input_tokens": input_tokens,
-                    "output_tokens": output_tokens,
-                    "reported_input_tokens": reported_in,
-                    "reported_output_tokens": reported_out,
-                    "result_hash": result_hash,
-                    "completed_at": now,
-                    "lease_until": 0.0,
-                    "reason": None,
-                },
-                sources=[_S.DISPATCHED],
-                owned=True,
-            )
+            for done in answers:
+                claim = done.claim
+                reported_in, reported_out = (
+                    done.reported if done.reported is not None else (done.input_tokens, done.output_tokens)
+                )
+                completed += self.move(
+                    c,
+                    [claim.job_id],
+                    _S.COMPLETED,
+                    now,
+                    done.detail or f"{done.input_tokens}+{done.output_tokens} tokens",
+                    values={
+                        "answer": done.answer,
+                        "input_tokens": done.input_tokens,
+                        "output_tokens": done.output_tokens,
+                        "reported_input_tokens": reported_in,
+                        "reported_output_tokens": reported_out,
+                        "result_hash": done.result_hash,
+                        "completed_at": now,
+                        "lease_until": 0.0,
+                        "reason": None,
+                    },
+                    sources=[_S.DISPATCHED],
+                    owned=True,
+                )
+                c.execute(_OPERATOR_SUCCEEDED, {"op": claim.operator, "latency": done.latency_ms})
+                if done.disputed:
+                    c.execute(_OPERATOR_DISPUTED, {"op": claim.operator})
+                    self.forget_operators()  # the dispute counts in the next choice
             c.execute(
                 _FINISH_ATTEMPT,
-                {"attempt": claim.attempt_id, "outcome": "ok", "detail": None, "latency": latency_ms},
+                [
+                    {"attempt": d.claim.attempt_id, "outcome": "ok", "detail": None, "latency": d.latency_ms}
+                    for d in answers
+                ],
             )
-            c.execute(_OPERATOR_SUCCEEDED, {"op": claim.operator, "latency": latency_ms})
-            if disputed:
-                c.execute(_OPERATOR_DISPUTED, {"op": claim.operator})
-                self.forget_operators()  # the dispute counts in the next choice
-            return bool(moved)
+        return completed
 
     def dispatch_failed(
         self,

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Text, bindparam, delete, insert, literal, null, select, union_all, update
 
 from bme.chain.events import Event
 from bme.job_states import JobState
@@ -23,6 +23,7 @@ from bme.relayer.store.base import (
     REVEALS,
     SETTLEMENTS,
     StoreBase,
+    state_in,
 )
 from bme.relayer.store.records import IngestResult, OperatorInfo
 
@@ -43,9 +44,18 @@ _MOVE_CHECKPOINT = (
 _PRUNE_HASHES = delete(BLOCK_HASHES).where(BLOCK_HASHES.c.block_number < bindparam("below"))
 _INSERT_JOB = insert(JOBS)
 _INSERT_HASH = insert(BLOCK_HASHES)
-_KNOWN_JOBS = select(JOBS.c.job_id, JOBS.c.state).where(JOBS.c.job_id.in_(bindparam("ids", expanding=True)))
-_REVEALED_MODELS = select(REVEALS.c.job_id, REVEALS.c.model, REVEALS.c.request).where(
-    REVEALS.c.job_id.in_(bindparam("ids", expanding=True))
+#: The events' known jobs (with their states) and the opened jobs' reveals (with their models), in one
+#: statement: rows tagged 'j' and 'r'.
+_KNOWN_AND_REVEALED = union_all(
+    select(
+        literal("j").label("kind"),
+        JOBS.c.job_id.label("job_id"),
+        JOBS.c.state.label("value"),
+        null().cast(Text).label("request"),
+    ).where(JOBS.c.job_id.in_(bindparam("ids", expanding=True))),
+    select(literal("r"), REVEALS.c.job_id, REVEALS.c.model, REVEALS.c.request).where(
+        REVEALS.c.job_id.in_(bindparam("opened", expanding=True))
+    ),
 )
 _MODEL_NAMES = select(MODELS.c.model_id, MODELS.c.name)
 
@@ -129,12 +139,14 @@ class IngestionStore(StoreBase):
             known: dict[str, str] = {}
             revealed: dict[str, tuple[str, str]] = {}
             if ids:
-                known = {str(j): str(s) for j, s in c.execute(_KNOWN_JOBS, {"ids": ids})}
                 opened = [job_key(ev.args["jobId"]) for ev in events if ev.name == "JobOpened"]
-                if opened:
-                    revealed = {
-                        str(j): (str(m), str(r)) for j, m, r in c.execute(_REVEALED_MODELS, {"ids": opened})
-                    }
+                for kind, job_id, value, request in c.execute(
+                    _KNOWN_AND_REVEALED, {"ids": ids, "opened": opened}
+                ):
+                    if kind == "j":
+                        known[str(job_id)] = str(value)
+                    else:
+                        revealed[str(job_id)] = (str(value), str(request))
             settlements: list[Event] = []
             for ev in events:
                 if ev.name == "JobOpened":
@@ -329,7 +341,7 @@ class IngestionStore(StoreBase):
                 str(j)
                 for (j,) in c.execute(
                     select(JOBS.c.job_id).where(
-                        JOBS.c.block_number > number, JOBS.c.state.in_([_S.OPENED.value, _S.REVEALED.value])
+                        JOBS.c.block_number > number, state_in([_S.OPENED, _S.REVEALED])
                     )
                 )
             ]

@@ -43,6 +43,23 @@ class OperatorInfo:
     latency_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class Completion:
+    """An operator's answer to a claim, to be recorded (`ClaimStore.complete_many`)."""
+
+    claim: Claim
+    answer: str
+    input_tokens: int
+    output_tokens: int
+    result_hash: str
+    latency_ms: float
+    #: The counts the operator reported, when they differ from those settled (`input_tokens`,
+    #: `output_tokens`); a usage dispute to count against the operator; the history's line.
+    reported: tuple[int, int] | None = None
+    disputed: bool = False
+    detail: str | None = None
+
+
 @dataclass
 class Claim:
     """A job a relayer took for dispatch: the operator it chose and the request to send."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import BigInteger, Integer, String, Text, bindparam, insert, literal, null, select, union_all
 
 from bme.job_states import JobState
 from bme.relayer.db import Reveal
@@ -11,9 +11,25 @@ from bme.relayer.store.ingestion import IngestionStore, check_reveal
 from bme.relayer.store.records import RevealConflict, RevealRecord
 
 _S = JobState
-_REVEALED_REQUEST = select(REVEALS.c.request).where(REVEALS.c.job_id == bindparam("id"))
-_JOB_STATE = select(JOBS.c.state, JOBS.c.reason, JOBS.c.model_id, JOBS.c.max_output_tokens).where(
-    JOBS.c.job_id == bindparam("id")
+#: The job's earlier reveal (its request) and its row (state, reason, model, output cap), in one statement: a
+#: row tagged 'r' for the reveal, one tagged 'j' for the job, each when it exists.
+_EARLIER = union_all(
+    select(
+        literal("r").label("kind"),
+        REVEALS.c.request.label("request"),
+        null().cast(String).label("state"),
+        null().cast(Text).label("reason"),
+        null().cast(Integer).label("model_id"),
+        null().cast(BigInteger).label("max_output_tokens"),
+    ).where(REVEALS.c.job_id == bindparam("id")),
+    select(
+        literal("j"),
+        null().cast(Text),
+        JOBS.c.state,
+        JOBS.c.reason,
+        JOBS.c.model_id,
+        JOBS.c.max_output_tokens,
+    ).where(JOBS.c.job_id == bindparam("id")),
 )
 _INSERT = insert(REVEALS)
 
@@ -25,10 +41,10 @@ class RevealStore(IngestionStore):
         `RevealConflict`."""
         at = reveal.received_at
         with self.writing() as c:
-            earlier = c.execute(_REVEALED_REQUEST, {"id": reveal.job_id}).first()
-            if earlier is not None and earlier[0] != reveal.request:
+            rows = {row.kind: row for row in c.execute(_EARLIER, {"id": reveal.job_id})}
+            earlier, job = rows.get("r"), rows.get("j")
+            if earlier is not None and earlier.request != reveal.request:
                 raise RevealConflict(f"job {reveal.job_id} was revealed before with another request")
-            job = c.execute(_JOB_STATE, {"id": reveal.job_id}).first()
             if earlier is None:
                 c.execute(
                     _INSERT,
