@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,6 @@ from bme.economics.window import WindowState, available, bucket_length, consume
 from tests.conftest import CMP, CRD, Deployed
 from tests.contracts.helpers import (
     HALT_ORACLE,
-    MODEL,
     WARNING,
     ZERO32,
     Governance,
@@ -31,11 +31,19 @@ from tests.contracts.helpers import (
     push,
     reverts,
     spec_hash,
+    terms,
+    with_active_operators,
 )
 from tests.contracts.test_bme import CR_BP, burn_1000_at_one_dollar, status_changes, sync_at
 
 WINDOW = 86_400
 BUCKET = bucket_length(WINDOW)  # 21,600 s: the window counts the current bucket and the four before it
+
+
+@pytest.fixture(scope="module")
+def protocol(protocol: Deployed) -> Deployed:
+    """The shared deployment with its operators active (`with_active_operators`)."""
+    return with_active_operators(protocol)
 
 
 def _bucket_end(p: Deployed, chain: Any) -> int:
@@ -170,7 +178,7 @@ def test_a_pause_ends_by_itself_and_cannot_be_renewed_back_to_back(protocol: Dep
     assert not bme.paused() and not escrow.paused()
     push(protocol, chain, CMP)
     bme.burn(100 * CMP, 0, sender=user)
-    escrow.openJob(MODEL, 10 * CRD, spec_hash(1), head_time(chain) + 3600, sender=user)
+    escrow.openJob(10 * CRD, terms(spec_hash(1), head_time(chain) + 3600), sender=user)
 
     # Back to back: refused until the cooldown after the pause has passed.
     for contract in (bme, escrow):

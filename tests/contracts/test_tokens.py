@@ -19,6 +19,7 @@ from tests.contracts.helpers import (
     normalised,
     reverts,
     sign_permit,
+    terms,
 )
 
 # Also on the in-process provider (py-evm), a second EVM beside anvil: see `make test`.
@@ -264,7 +265,7 @@ def test_credit_mint_and_burn_from_by_minter_role(protocol: Deployed, fresh_pric
         normalised(**{"from": ZERO_ADDRESS, "to": holder, "value": 99_750_000})
     ]
     assert credit.allowance(holder, p.escrow) == 0
-    tx = p.escrow.openJob(1, 2 * CRD, b"\x01" * 32, head_time(chain) + 3600, sender=holder)
+    tx = p.escrow.openJob(2 * CRD, terms(b"\x01" * 32, head_time(chain) + 3600, model=1), sender=holder)
     assert event_args(tx, credit.Transfer) == [
         normalised(**{"from": holder, "to": ZERO_ADDRESS, "value": 2 * CRD})
     ]
