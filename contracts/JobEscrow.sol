@@ -121,6 +121,7 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, ExpiringPausable {
         return _burnForJob(tokens, minCredits, terms);
     }
 
+    // slither-disable-next-line reentrancy-no-eth -- the BME core is the protocol's own contract and makes no call back
     function _burnForJob(uint256 tokens, uint256 minCredits, JobTerms calldata terms)
         private
         returns (uint256 jobId, uint256 credits)
@@ -170,12 +171,13 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, ExpiringPausable {
     /// @dev An operator's charges are summed over each run of consecutive settlements it served and written once
     /// per run, to its earnings and to its work in the current epoch. The registry is asked once per run (and
     /// again only when a job's model falls in another 256-id word of the operator's model bitmap).
+    // slither-disable-next-line reentrancy-no-eth -- the refund's mint is CRD's, the protocol's own token: no hook, no call back
     function settle(Settlement[] calldata settlements) external onlyRole(RELAYER_ROLE) {
         uint256 epoch = currentEpoch();
         uint256 n = settlements.length;
-        address runOperator;
-        uint256 runCredits;
-        uint256 batchCredits;
+        address runOperator = address(0);
+        uint256 runCredits = 0;
+        uint256 batchCredits = 0;
         // The registry's answer for the run's operator: the bitmap word's index plus one (zero: none read yet)
         // and the bitmap itself.
         uint256 runWord = 0;
@@ -358,8 +360,8 @@ contract JobEscrow is IJobEscrow, ModelPriceBook, ExpiringPausable {
         uint256 n = toEpoch - fromEpoch + 1;
         operatorWork = new uint256[](n);
         totalWork = new uint256[](n);
-        uint256 opSlot;
-        uint256 totalSlot;
+        uint256 opSlot = 0;
+        uint256 totalSlot = 0;
         for (uint256 i; i < n; ++i) {
             uint256 e = fromEpoch + i;
             // A slot holds two epochs: read it when entering a pair (or at the first epoch).

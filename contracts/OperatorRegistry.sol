@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IOperatorRegistry, OperatorStatus} from "./interfaces/IOperatorRegistry.sol";
 import {IComputeToken} from "./interfaces/IComputeToken.sol";
 import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
@@ -90,7 +91,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         emit OperatorRegistered(msg.sender, stake, endpoint, models);
         _writeRewardStake(msg.sender, op.jailed ? 0 : stake);
 
-        token.transferFrom(msg.sender, address(this), stake);
+        SafeERC20.safeTransferFrom(token, msg.sender, address(this), stake);
     }
 
     /// @inheritdoc IOperatorRegistry
@@ -133,7 +134,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
         delete _models[msg.sender];
         emit StakeWithdrawn(msg.sender, stake);
 
-        if (stake != 0) token.transfer(msg.sender, stake);
+        if (stake != 0) SafeERC20.safeTransfer(token, msg.sender, stake);
     }
 
     // ---------------------------------------------------------------- slashing
@@ -219,6 +220,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl {
     /// @dev The one definition of an active operator: bonded, not jailed, staking at least the minimum.
     function _isActive(address operator) private view returns (bool) {
         Operator memory op = _operators[operator];
+        // slither-disable-next-line incorrect-equality -- an enum compared with one of its values, not a balance
         return op.status == OperatorStatus.Bonded && !op.jailed && op.stake >= _minStake;
     }
 
