@@ -17,10 +17,12 @@ import itertools
 import json
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +401,48 @@ def pause(pid: int | None) -> None:
 def resume(pid: int | None) -> None:
     assert pid is not None
     os.kill(pid, signal.SIGCONT)
+
+
+class FakeCompletions:
+    """An OpenAI-compatible endpoint on a local port that answers every chat completion at once with what
+    `answer(i)` returns for its i-th call: the content and the usage it claims (prompt, completion tokens). It
+    stands in for an operator's upstream that lies; `calls` counts the completions it gave."""
+
+    def __init__(self, answer: Callable[[int], tuple[str, int, int]], model: str | None = None) -> None:
+        self.calls = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                content, prompt_tokens, completion_tokens = answer(fake.calls)
+                fake.calls += 1
+                completion: dict[str, Any] = {
+                    "id": f"chatcmpl-fake-{fake.calls}",
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+                if model is not None:
+                    completion["model"] = model
+                body = json.dumps(completion).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

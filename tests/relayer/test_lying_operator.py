@@ -5,67 +5,42 @@ honest operator, every job settles once with that operator's counts, and the rel
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from bme.stack import LocalStack, StackConfig
 
-from .helpers import FAST_RELAYER, JobFactory, RelayerDb, operators_view, settled_events, wait_until
+from .helpers import (
+    FAST_RELAYER,
+    FakeCompletions,
+    JobFactory,
+    RelayerDb,
+    operators_view,
+    settled_events,
+    wait_until,
+)
 
 #: What the lying endpoint reports, in turn: past the escrow's uint32, negative, and far past any reservation.
 LIES = [2**32 + 5, -7, 4_000_000_000]
 
 
-class LyingEndpoint(BaseHTTPRequestHandler):
-    """Answers any chat completion at once, claiming `LIES[i]` completion tokens for its i-th answer."""
-
-    answered = 0
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        lie = LIES[LyingEndpoint.answered % len(LIES)]
-        LyingEndpoint.answered += 1
-        body = json.dumps(
-            {
-                "id": "chatcmpl-lie",
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}],
-                "usage": {"prompt_tokens": 31, "completion_tokens": lie, "total_tokens": 31 + lie},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        return None
-
-
 @pytest.fixture
-def liar() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LyingEndpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def liar() -> Iterator[FakeCompletions]:
+    """Answers any chat completion at once, claiming `LIES[i]` completion tokens for its i-th answer."""
+    endpoint = FakeCompletions(lambda i: ("Hi", 31, LIES[i % len(LIES)]))
+    yield endpoint
+    endpoint.close()
 
 
 def test_impossible_usage_fails_the_call_and_the_job_settles_with_an_honest_operator(
-    tmp_path: Path, liar: str
+    tmp_path: Path, liar: FakeCompletions
 ) -> None:
     with LocalStack(StackConfig(work_dir=tmp_path, operators=2, users=2)) as st:
         st.start_node(0)
-        st.register_operator(1, liar)
+        st.register_operator(1, liar.url)
         relayer = st.start_relayer(extra_env=FAST_RELAYER)
         factory = JobFactory(st, relayer.url)
         factory.fund()
@@ -81,7 +56,7 @@ def test_impossible_usage_fails_the_call_and_the_job_settles_with_an_honest_oper
             90,
         )
 
-        assert LyingEndpoint.answered >= 1, "the lying operator was never called"
+        assert liar.calls >= 1, "the lying operator was never called"
         assert httpx.get(relayer.url + "/readyz", timeout=10).status_code == 200
         assert relayer.popen.poll() is None  # the relayer process is still running
         events = [e for e in settled_events(st) if e["job_id"] in {j.job_hex for j in jobs}]

@@ -11,13 +11,9 @@ operator node), and how each fails now:
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +27,7 @@ from bme.user.prompt_tokens import count_prompt_tokens
 from .helpers import (
     FAST_RELAYER,
     MODEL,
+    FakeCompletions,
     JobFactory,
     RelayerDb,
     node_journal,
@@ -46,46 +43,13 @@ ANSWER = "Red, green and blue are three colours that people see every day."
 CLAIMED = (900, 4_000)
 
 
-class OverReporting(BaseHTTPRequestHandler):
+@pytest.fixture
+def over_reporting() -> Iterator[FakeCompletions]:
     """An OpenAI-compatible endpoint that answers every job at once with `ANSWER` and claims `CLAIMED` usage:
     well inside the escrow's uint32 counts and the job's reservation, so only a count of its own stops it."""
-
-    answered = 0
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        OverReporting.answered += 1
-        body = json.dumps(
-            {
-                "id": "chatcmpl-over",
-                "object": "chat.completion",
-                "model": MODEL,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}}],
-                "usage": {
-                    "prompt_tokens": CLAIMED[0],
-                    "completion_tokens": CLAIMED[1],
-                    "total_tokens": sum(CLAIMED),
-                },
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def over_reporting() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OverReporting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    endpoint = FakeCompletions(lambda _i: (ANSWER, *CLAIMED), model=MODEL)
+    yield endpoint
+    endpoint.close()
 
 
 def metric(relayer_url: str, name: str, operator: str) -> float:
@@ -95,7 +59,7 @@ def metric(relayer_url: str, name: str, operator: str) -> float:
 
 
 def test_over_reported_usage_is_settled_at_the_relayers_count_and_held_against_the_operator(
-    tmp_path: Path, over_reporting: str
+    tmp_path: Path, over_reporting: FakeCompletions
 ) -> None:
     tokenizer = GgufTokenizer(find_smollm2_gguf())  # counted here apart from the relayer's process
     answer_tokens = tokenizer.text_tokens(ANSWER)
@@ -105,7 +69,7 @@ def test_over_reported_usage_is_settled_at_the_relayers_count_and_held_against_t
 
     with LocalStack(StackConfig(work_dir=tmp_path, operators=2, users=2)) as st:
         liar, honest = st.operators[1].address, st.operators[0].address
-        st.register_operator(1, over_reporting)  # alone at first: the first jobs go to it
+        st.register_operator(1, over_reporting.url)  # alone at first: the first jobs go to it
         relayer = st.start_relayer(extra_env=FAST_RELAYER)
         db = RelayerDb(f"sqlite:///{tmp_path / 'relayer.db'}")
         wait_until("the relayer to know the operator", lambda: liar in operators_view(relayer), 30)
@@ -145,7 +109,7 @@ def test_over_reported_usage_is_settled_at_the_relayers_count_and_held_against_t
         assert metric(relayer.url, "bme_relayer_reported_tokens_not_settled_total", liar) == not_settled
 
         # An honest node joins: its counts stand, and the disputed operator is passed over as a failing one.
-        called_before = OverReporting.answered
+        called_before = over_reporting.calls
         st.start_node(0)
         wait_until("the relayer to know the node", lambda: honest in operators_view(relayer), 30)
         small = JobFactory(st, relayer.url, max_tokens=16, prompt=PROMPT)
@@ -158,7 +122,7 @@ def test_over_reported_usage_is_settled_at_the_relayers_count_and_held_against_t
         )
         events = {e["job_id"]: e for e in settled_events(st)}
         assert {events[j.job_hex]["operator"] for j in later} == {honest}
-        assert OverReporting.answered == called_before
+        assert over_reporting.calls == called_before
         for job in later:
             row = db.job(job.job_hex)
             assert row is not None and row.input_tokens == row.reported_input_tokens == prompt_tokens

@@ -141,6 +141,7 @@ MESSAGES: dict[str, str] = {
     "ERC20InvalidSender": "{0} cannot send tokens (the zero address)",
     "ERC20InvalidReceiver": "{0} cannot receive tokens (the zero address)",
     "ERC20InvalidApprover": "{0} cannot approve a spender (the zero address)",
+    "SafeERC20FailedOperation": "the token {0} refused the transfer",
     "ERC20InvalidSpender": "{0} cannot be approved as a spender (the zero address)",
     "ERC2612ExpiredSignature": "the permit signature expired at {0:time}",
     "ERC2612InvalidSigner": "the permit is signed by {0}, not by the owner {1}",
