@@ -47,6 +47,8 @@ def suppressions(contracts: Path) -> list[Suppression]:
     """Every `slither-disable-*` comment under `contracts`, with its reason when it gives one."""
     found = []
     for path in sorted(contracts.rglob("*.sol")):
+        if any(part.startswith(".") for part in path.relative_to(contracts).parts):
+            continue  # the compiler's caches (Ape copies dependencies under contracts/.cache)
         for number, text in enumerate(path.read_text().splitlines(), start=1):
             match = SUPPRESSION.search(text)
             if match is None or "slither-disable-end" in text:
@@ -76,7 +78,7 @@ def run_slither(out: Path) -> dict[str, Any]:
         "--solc-remaps",
         "@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/",
         "--filter-paths",
-        "node_modules|contracts/test/",
+        "node_modules|contracts/test/|contracts/\\.cache/",
         "--json",
         str(out),
     ]

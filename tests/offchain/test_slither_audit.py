@@ -66,3 +66,11 @@ def test_only_high_and_medium_results_block() -> None:
         }
     }
     assert [r["check"] for r in audit.blocking_results(report)] == ["a", "b"]
+
+
+def test_the_compilers_caches_are_not_ours_to_explain(tmp_path: Path) -> None:
+    contracts = _write(tmp_path, "contract A {}\n")
+    cached = contracts / ".cache" / "openzeppelin"
+    cached.mkdir(parents=True)
+    (cached / "B.sol").write_text("// slither-disable-next-line reentrancy-eth\ncontract B {}\n")
+    assert audit.suppressions(contracts) == []
