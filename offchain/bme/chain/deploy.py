@@ -15,7 +15,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import rlp
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -39,11 +38,6 @@ DEFAULT_ADMIN_ROLE = b"\x00" * 32
 DEVNET_CHAIN_IDS = (31337, 1337)
 #: Where one key may hold every role: the devnets and eth-tester's in-process chain (`--chain inprocess`).
 LOCAL_CHAIN_IDS = (*DEVNET_CHAIN_IDS, 131277322940537)
-
-
-def create_address(sender: str, nonce: int) -> str:
-    """The address of the contract that `sender` creates with its transaction of nonce `nonce`."""
-    return Web3.to_checksum_address(Web3.keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
 
 
 def role(name: str) -> bytes:
@@ -263,7 +257,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, config: DeployC
     # The escrow and the registry name each other with no setter: the escrow is given the address the
     # registry will have (the deployer's next contract); the registry's constructor checks that it does.
     escrow_nonce = client.w3.eth.get_transaction_count(me, "pending")
-    registry_address = create_address(me, escrow_nonce + 1)
+    registry_address = get_create_address(me, Nonce(escrow_nonce + 1))
     escrow = client.deploy(
         deployer,
         "JobEscrow",
